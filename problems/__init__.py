@@ -1,0 +1,8 @@
+"""Problem generators: pure functions of (parameters, seed) returning immutable `Problem` instances."""
+
+from problems.base import LeastSquaresProblem, Problem
+from problems.regression import make_least_squares, make_paper_gaussian_prior
+from problems.sensing import make_compressed_sensing
+
+__all__ = ["LeastSquaresProblem", "Problem", "make_compressed_sensing", "make_least_squares",
+           "make_paper_gaussian_prior"]

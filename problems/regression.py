@@ -1,0 +1,100 @@
+"""Sparse linear regression: a design with an exactly prescribed condition number, and the I-OBS paper's
+Gaussian-prior problem (Wu et al., NeurIPS 2024, §4.1, Figure 1a)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from problems.base import LeastSquaresProblem, check
+from problems.sensing import SIGNAL_ENSEMBLES, noise_level, sparse_signal
+
+
+def orthonormal_columns(n: int, d: int, rng: np.random.Generator) -> np.ndarray:
+    """An n×d matrix with orthonormal columns, Haar-distributed (QR of a Gaussian with sign fix)."""
+    Q, R = np.linalg.qr(rng.standard_normal((n, d)))
+    return Q * np.sign(np.diag(R))
+
+
+def design_with_spectrum(n: int, d: int, eigenvalues: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """X = U diag(√λ) Vᵀ with Haar U (n×d) and V (d×d), so that XᵀX = V diag(λ) Vᵀ exactly."""
+    U = orthonormal_columns(n, d, rng)
+    V = orthonormal_columns(d, d, rng)
+    return (U * np.sqrt(eigenvalues)) @ V.T
+
+
+def make_least_squares(
+    n: int = 200,
+    d: int = 100,
+    k_star: int = 10,
+    kappa: float = 10.0,
+    signal: str = "gaussian",
+    snr_db: float | None = None,
+    noise_std: float = 0.0,
+    seed: int = 0,
+    name: str = "least_squares",
+) -> LeastSquaresProblem:
+    """Sparse least squares with n ≥ d and cond(XᵀX) = κ exactly, by construction.
+
+    The eigenvalues of XᵀX are geometrically spaced from 1 down to 1/κ; the eigenvectors are Haar-random,
+    so the restricted constants of sparse supports vary between instances while the global κ is fixed.
+
+    Parameters
+    ----------
+    n, d, k_star : int
+        Samples, features, nonzeros of x* (n ≥ d, 1 ≤ k* ≤ d).
+    kappa : float
+        Target condition number of XᵀX, ≥ 1.
+    signal, snr_db, noise_std, seed
+        As in `problems.sensing.make_compressed_sensing`.
+    """
+    check(isinstance(d, (int, np.integer)) and d > 0, f"d={d} must be a positive integer")
+    check(isinstance(n, (int, np.integer)) and n >= d, f"n={n} must be an integer >= d={d} (overdetermined regression)")
+    check(isinstance(k_star, (int, np.integer)) and 1 <= k_star <= d, f"k_star={k_star} must lie in [1, d={d}]")
+    check(np.isfinite(kappa) and kappa >= 1.0, f"kappa={kappa} must be a finite number >= 1")
+    check(signal in SIGNAL_ENSEMBLES, f"signal={signal!r} is not a known ensemble; choose one of {', '.join(SIGNAL_ENSEMBLES)}")
+    check(noise_std >= 0, f"noise_std={noise_std} must be >= 0")
+    rng = np.random.default_rng(seed)
+    eigenvalues = np.geomspace(1.0, 1.0 / kappa, d)
+    X = design_with_spectrum(n, d, eigenvalues, rng)
+    x_star = sparse_signal(d, k_star, signal, rng)
+    clean = X @ x_star
+    sigma = noise_level(clean, snr_db, noise_std)
+    y = clean + sigma * rng.standard_normal(n) if sigma > 0 else clean
+    params = dict(n=n, d=d, k_star=k_star, kappa=kappa, signal=signal, snr_db=snr_db, noise_std=noise_std)
+    return LeastSquaresProblem(name=name, params=params, seed=seed, x_star=x_star, k_star=k_star,
+                               A=X, y=y, noise_std=sigma)
+
+
+def make_paper_gaussian_prior(
+    d: int = 128,
+    k_star: int = 16,
+    n: int = 256,
+    init: str = "uniform",
+    seed: int = 0,
+    name: str = "paper_gaussian",
+) -> LeastSquaresProblem:
+    """The Gaussian-prior problem of the I-OBS paper (§4.1, Figure 1a).
+
+    θ* ~ N(0, I_d) with all but k* random entries zeroed; X ∈ ℝ^{n×d} with X_ij ~ N(0, 1/n); noiseless
+    y = Xθ*. The objective is f(θ) = ½‖Xθ − y‖² (Hessian XᵀX, as in the paper's code). The paper's code
+    minimises the MSE (1/n)‖Xθ − y‖² = (2/n)·f, so its updates equal ours with step multiplier 2/n; see
+    ``conf/experiment/paper_fig1a.yaml`` and ``shared/paper-notes.md`` §4.3.
+
+    Parameters
+    ----------
+    init : {"uniform", "zeros"}
+        Starting point: PyTorch's ``nn.Linear`` default U(−1/√d, 1/√d) used by the paper's code, or zeros.
+    """
+    check(isinstance(d, (int, np.integer)) and d > 0, f"d={d} must be a positive integer")
+    check(isinstance(n, (int, np.integer)) and n > 0, f"n={n} must be a positive integer")
+    check(isinstance(k_star, (int, np.integer)) and 1 <= k_star <= min(n, d), f"k_star={k_star} must lie in [1, min(n, d)={min(n, d)}]")
+    check(init in ("uniform", "zeros"), f"init={init!r} must be 'uniform' or 'zeros'")
+    rng = np.random.default_rng(seed)
+    x_star = rng.standard_normal(d)
+    x_star[rng.choice(d, size=d - k_star, replace=False)] = 0.0
+    X = rng.standard_normal((n, d)) / np.sqrt(n)
+    bound = 1.0 / np.sqrt(d)
+    x0 = rng.uniform(-bound, bound, size=d) if init == "uniform" else np.zeros(d)
+    params = dict(d=d, k_star=k_star, n=n, init=init)
+    return LeastSquaresProblem(name=name, params=params, seed=seed, x_star=x_star, k_star=k_star, x0=x0,
+                               A=X, y=X @ x_star, noise_std=0.0)

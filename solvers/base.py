@@ -1,0 +1,348 @@
+"""Shared solver mechanics: the registry, the iteration loop, stopping, timing, divergence and the trace.
+
+A solver is a small class whose ``__init__`` only stores parameters. Iterative solvers implement
+``init(problem) -> State`` and ``step(problem, state) -> State``; `IterativeSolver.run` owns everything else,
+once, for all of them. Non-iterative solvers (convex programs) implement ``solve(problem) -> x`` and inherit
+`DirectSolver.run`.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Iterable, Protocol
+
+import numpy as np
+import pandas as pd
+
+from problems.base import Problem
+
+log = logging.getLogger(__name__)
+
+STATUSES = ("ok", "max_iter", "diverged", "timeout", "error")
+
+#: name -> solver class; filled by ``Solver.__init_subclass__`` for every class that sets ``name``.
+REGISTRY: dict[str, type[Solver]] = {}
+
+
+class SolverConfigError(ValueError):
+    """A solver parameter is invalid for the solver or for the problem; raised before any iteration."""
+
+
+def support_of(x: np.ndarray, rtol: float = 1e-9) -> np.ndarray:
+    """Indices of the entries of ``x`` that are nonzero, relative to ‖x‖_∞ (exact zeros for thresholded
+    iterates; tiny solver noise of convex solvers does not count)."""
+    scale = np.max(np.abs(x), initial=0.0)
+    return np.flatnonzero(np.abs(x) > rtol * scale) if scale > 0 else np.array([], dtype=int)
+
+
+@dataclass
+class State:
+    """What an iteration hands to the next: the iterate, the step size it used and solver-private data."""
+
+    x: np.ndarray
+    step_size: float = float("nan")
+    cache: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Result:
+    """The outcome of one run: final point, status, and one trace row per recorded iteration."""
+
+    x: np.ndarray
+    status: str
+    message: str
+    n_iter: int
+    time_s: float
+    trace: list[dict[str, Any]]
+
+    def frame(self) -> pd.DataFrame:
+        """The trace as a DataFrame (one row per iteration)."""
+        return pd.DataFrame(self.trace)
+
+
+class Callback(Protocol):
+    """Called after every recorded iteration with the solver, the new state and the trace row."""
+
+    def __call__(self, solver: Solver, state: State, row: dict[str, Any]) -> None: ...
+
+
+class Trace:
+    """Per-iteration metrics of an iterate against the problem's ``x_star`` (the harness's, not the solver's,
+    knowledge of the truth)."""
+
+    def __init__(self, problem: Problem):
+        self.problem = problem
+        self.norm_star = float(np.linalg.norm(problem.x_star))
+        self.rows: list[dict[str, Any]] = []
+
+    def record(self, iteration: int, x: np.ndarray, time_s: float, step_size: float = float("nan"),
+               bound: float = float("nan"), bound_note: str = "") -> dict[str, Any]:
+        support = support_of(x)
+        true_support = self.problem.true_support
+        distance = float(np.linalg.norm(x - self.problem.x_star))
+        with np.errstate(all="ignore"):
+            objective = float(self.problem.objective(x))
+        row = dict(
+            iteration=iteration,
+            time_s=time_s,
+            objective=objective,
+            distance=distance,
+            rel_error=distance / self.norm_star if self.norm_star > 0 else distance,
+            support_recall=(np.intersect1d(support, true_support).size / true_support.size
+                            if true_support.size else 1.0),
+            support_size=int(support.size),
+            step_size=float(step_size),
+            bound=float(bound),
+            bound_note=bound_note,
+        )
+        self.rows.append(row)
+        return row
+
+    @property
+    def first_distance(self) -> float:
+        return self.rows[0]["distance"] if self.rows else float("nan")
+
+
+class Solver:
+    """Base of every solver: metadata, parameter introspection and validation.
+
+    Class attributes
+    ----------------
+    name : str
+        Registry key and the ``solver`` column of results.
+    references : tuple of str
+        Papers the implementation follows.
+    needs_k : bool
+        Whether the solver takes a sparsity budget ``k`` (its output then has at most k nonzeros).
+    requires : frozenset of str
+        Problem capabilities the solver relies on (e.g. ``"least_squares"``).
+    """
+
+    name: ClassVar[str]
+    references: ClassVar[tuple[str, ...]] = ()
+    needs_k: ClassVar[bool] = True
+    requires: ClassVar[frozenset[str]] = frozenset()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "name" in cls.__dict__:
+            REGISTRY[cls.name] = cls
+
+    @classmethod
+    def param_names(cls) -> list[str]:
+        """Keyword parameters of ``__init__`` along the MRO (the YAML keys of ``conf/solver/<name>.yaml``)."""
+        names: list[str] = []
+        for klass in cls.__mro__:
+            init = klass.__dict__.get("__init__")
+            if init is None:
+                continue
+            for p in inspect.signature(init).parameters.values():
+                if p.kind is p.KEYWORD_ONLY and p.name not in names:
+                    names.append(p.name)
+        return names
+
+    def get_params(self) -> dict[str, Any]:
+        """The stored parameters, as given (data-dependent values live in attributes ending in ``_``)."""
+        return {name: getattr(self, name) for name in self.param_names()}
+
+    def skip(self, problem: Problem) -> tuple[bool, str]:
+        """Whether this solver cannot handle ``problem``, and why."""
+        missing = self.requires - problem.capabilities
+        if missing:
+            return True, f"solver {self.name} needs a problem with {', '.join(sorted(missing))} structure"
+        return False, ""
+
+    def validate(self, problem: Problem) -> None:
+        """Check parameters against the problem; raise `SolverConfigError` with a one-line message."""
+        skip, reason = self.skip(problem)
+        if skip:
+            raise SolverConfigError(reason)
+
+    def sparsity(self, problem: Problem) -> int:
+        """The budget k for this problem: the ``k`` parameter, or k* of the problem when it is None."""
+        k = getattr(self, "k", None)
+        k = problem.k_star if k is None else k
+        if not isinstance(k, (int, np.integer)) or not 1 <= k <= problem.d:
+            raise SolverConfigError(f"k={k} must be an integer in [1, d={problem.d}]")
+        return int(k)
+
+    def bound(self, problem: Problem, previous_error: float, iteration: int) -> tuple[float, str]:
+        """The theory's bound on ‖x_{t} − x*‖ given ‖x_{t−1} − x*‖; NaN and a reason when there is none."""
+        return float("nan"), "no bound implemented for this solver"
+
+    def run(self, problem: Problem, callbacks: Iterable[Callback] = ()) -> Result:
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        params = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        return f"{type(self).__name__}({params})"
+
+
+def _positive(name: str, value: Any, allow_none: bool = False) -> None:
+    if value is None and allow_none:
+        return
+    if not isinstance(value, (int, float, np.integer, np.floating)) or not value > 0 or not np.isfinite(value):
+        raise SolverConfigError(f"{name}={value} must be a finite number > 0")
+
+
+def _finish(problem: Problem, trace: Trace, x: np.ndarray | None, status: str, message: str,
+            n_iter: int, elapsed: float) -> Result:
+    """Package a run; a run that failed before producing a point records a NaN point at iteration 0."""
+    if x is None:
+        x = np.full(problem.d, np.nan)
+    if not trace.rows:
+        trace.record(0, x, elapsed)
+    if status == "error":
+        log.warning("solver failed: %s", message)
+    return Result(x=x, status=status, message=message, n_iter=n_iter, time_s=elapsed, trace=trace.rows)
+
+
+class IterativeSolver(Solver):
+    """An iterative method x_{t+1} = step(x_t); the loop, stopping rules and trace live here, once.
+
+    Parameters
+    ----------
+    k : int, optional
+        Sparsity budget; ``None`` uses the problem's k*.
+    max_iter : int
+        Maximum number of iterations.
+    tol : float
+        Stop when ‖x_{t+1} − x_t‖ ≤ tol·max(‖x_t‖, 1) (status ``ok``).
+    time_budget : float, optional
+        Wall-clock budget in seconds for the iterations (status ``timeout`` when exceeded).
+    divergence_factor : float
+        Status ``diverged`` when ‖x_t − x*‖ exceeds this factor times max(‖x_0 − x*‖, ‖x*‖, 1), or on NaN/inf.
+    """
+
+    def __init__(self, *, k: int | None = None, max_iter: int = 500, tol: float = 1e-10,
+                 time_budget: float | None = None, divergence_factor: float = 1e8):
+        self.k = k
+        self.max_iter = max_iter
+        self.tol = tol
+        self.time_budget = time_budget
+        self.divergence_factor = divergence_factor
+
+    def init(self, problem: Problem) -> State:
+        """The state before the first iteration (x_0 = problem.x0 by default)."""
+        return State(x=np.array(problem.x0, copy=True))
+
+    def step(self, problem: Problem, state: State) -> State:
+        """One iteration."""
+        raise NotImplementedError
+
+    def validate(self, problem: Problem) -> None:
+        super().validate(problem)
+        if not isinstance(self.max_iter, (int, np.integer)) or self.max_iter < 1:
+            raise SolverConfigError(f"max_iter={self.max_iter} must be an integer >= 1")
+        _positive("tol", self.tol)
+        _positive("time_budget", self.time_budget, allow_none=True)
+        _positive("divergence_factor", self.divergence_factor)
+        if self.needs_k:
+            self.k_ = self.sparsity(problem)
+
+    def run(self, problem: Problem, callbacks: Iterable[Callback] = ()) -> Result:
+        """Iterate until tolerance, ``max_iter``, the time budget, divergence or an exception.
+
+        Timing counts only ``init`` and ``step``; the trace metrics are computed outside the clock.
+        Exceptions raised while iterating become status ``error`` with the message; invalid parameters
+        raise `SolverConfigError` before anything runs.
+        """
+        self.validate(problem)
+        trace = Trace(problem)
+        elapsed = 0.0
+        tic = time.perf_counter()
+        try:
+            state = self.init(problem)
+        except Exception as exc:  # a fault is a result row, never a hole in the sweep
+            return _finish(problem, trace, None, "error", f"{type(exc).__name__}: {exc}", 0, 0.0)
+        elapsed += time.perf_counter() - tic
+        trace.record(0, state.x, elapsed)
+        blowup = self.divergence_factor * max(trace.first_distance, trace.norm_star, 1.0)
+        status, message, iteration = "max_iter", "", 0
+        for iteration in range(1, self.max_iter + 1):
+            previous = state.x
+            tic = time.perf_counter()
+            try:
+                state = self.step(problem, state)
+            except Exception as exc:
+                status, message = "error", f"{type(exc).__name__}: {exc}"
+                break
+            elapsed += time.perf_counter() - tic
+            bound, note = self.bound(problem, trace.rows[-1]["distance"], iteration)
+            row = trace.record(iteration, state.x, elapsed, state.step_size, bound, note)
+            for callback in callbacks:
+                callback(self, state, row)
+            status, message = self._stopping(state.x, previous, row, blowup, elapsed)
+            if status != "running":
+                break
+        else:
+            status, message = "max_iter", f"reached max_iter={self.max_iter}"
+        return _finish(problem, trace, state.x, status, message, iteration, elapsed)
+
+    def _stopping(self, x: np.ndarray, previous: np.ndarray, row: dict[str, Any], blowup: float,
+                  elapsed: float) -> tuple[str, str]:
+        if not np.all(np.isfinite(x)) or not np.isfinite(row["objective"]):
+            return "diverged", "iterate or objective is not finite"
+        if row["distance"] > blowup:
+            return "diverged", f"error {row['distance']:.3g} exceeded {self.divergence_factor:g} x its scale"
+        change = float(np.linalg.norm(x - previous))
+        if change <= self.tol * max(float(np.linalg.norm(previous)), 1.0):
+            return "ok", f"converged: step length {change:.3g} below tol={self.tol:g}"
+        if self.time_budget is not None and elapsed > self.time_budget:
+            return "timeout", f"time budget of {self.time_budget:g} s exceeded"
+        return "running", ""
+
+
+class DirectSolver(Solver):
+    """A non-iterative solver (e.g. a convex program): ``solve(problem) -> x``; one trace row, the final point.
+
+    Parameters
+    ----------
+    time_budget : float, optional
+        Seconds; a solve that takes longer is reported with status ``timeout`` (its point is still recorded).
+    """
+
+    needs_k: ClassVar[bool] = False
+
+    def __init__(self, *, time_budget: float | None = None):
+        self.time_budget = time_budget
+
+    def solve(self, problem: Problem) -> tuple[np.ndarray, int]:
+        """Return the solution and the number of iterations the underlying solver reports (0 if unknown)."""
+        raise NotImplementedError
+
+    def validate(self, problem: Problem) -> None:
+        super().validate(problem)
+        _positive("time_budget", self.time_budget, allow_none=True)
+
+    def run(self, problem: Problem, callbacks: Iterable[Callback] = ()) -> Result:
+        self.validate(problem)
+        trace = Trace(problem)
+        tic = time.perf_counter()
+        try:
+            x, n_iter = self.solve(problem)
+        except Exception as exc:
+            return _finish(problem, trace, None, "error", f"{type(exc).__name__}: {exc}", 0,
+                                           time.perf_counter() - tic)
+        elapsed = time.perf_counter() - tic
+        row = trace.record(n_iter, x, elapsed)
+        for callback in callbacks:
+            callback(self, State(x=x), row)
+        if not np.all(np.isfinite(x)):
+            status, message = "diverged", "solution is not finite"
+        elif self.time_budget is not None and elapsed > self.time_budget:
+            status, message = "timeout", f"time budget of {self.time_budget:g} s exceeded"
+        else:
+            status, message = "ok", ""
+        return _finish(problem, trace, x, status, message, n_iter, elapsed)
+
+
+def make_solver(name: str, **params: Any) -> Solver:
+    """Instantiate a registered solver by name (the Python-side twin of ``conf/solver/<name>.yaml``)."""
+    if name not in REGISTRY:
+        raise ValueError(f"solver={name!r} is unknown; choose one of {', '.join(sorted(REGISTRY))}")
+    return REGISTRY[name](**params)
+

@@ -1,0 +1,131 @@
+"""Convex ℓ1 baselines: basis pursuit and the Lasso, each with cvxpy as the reference and a fast path.
+
+- Basis pursuit, min ‖x‖₁ s.t. Ax = y, as the linear program min 1ᵀ(u + v) s.t. A(u − v) = y, u, v ≥ 0,
+  solved by scipy's HiGHS (fast path) or by cvxpy (reference; any installed conic solver).
+- Lasso, min ½‖Ax − y‖² + λ‖x‖₁, by scikit-learn's LassoLars (exact homotopy; fast path) or cvxpy.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import scipy.optimize
+
+from problems.base import Problem
+from solvers.base import DirectSolver, SolverConfigError, _positive
+
+METHODS = ("highs", "cvxpy")
+
+
+def _cvxpy_solve(problem_cp: Any, solver: str | None) -> int:
+    """Solve a cvxpy problem with the named solver; refuse unknown or non-optimal outcomes clearly."""
+    import cvxpy as cp
+
+    if solver is not None and solver.upper() not in cp.installed_solvers():
+        raise SolverConfigError(f"cvxpy_solver={solver!r} is not installed; choose one of {', '.join(cp.installed_solvers())}")
+    problem_cp.solve(solver=solver.upper() if solver else None)
+    if problem_cp.status not in (cp.OPTIMAL, cp.OPTIMAL_INACCURATE):
+        raise RuntimeError(f"cvxpy returned status {problem_cp.status}")
+    stats = problem_cp.solver_stats
+    return int(stats.num_iters) if stats is not None and stats.num_iters is not None else 0
+
+
+class BasisPursuit(DirectSolver):
+    """Basis pursuit (Chen, Donoho & Saunders 1998): min ‖x‖₁ subject to Ax = y.
+
+    Parameters
+    ----------
+    method : {"highs", "cvxpy"}
+        ``highs``: the equivalent LP in 2d nonnegative variables by scipy's HiGHS (dual simplex / IPM);
+        ``cvxpy``: the reference formulation solved by ``cvxpy_solver``.
+    cvxpy_solver : str, optional
+        cvxpy back end (e.g. ``CLARABEL``, ``SCS``, ``ECOS``); None lets cvxpy choose.
+    time_budget : float, optional
+        See `DirectSolver`.
+    """
+
+    name = "basis_pursuit"
+    references = ("Chen, Donoho & Saunders 1998, Atomic decomposition by basis pursuit",)
+    requires = frozenset({"least_squares"})
+
+    def __init__(self, *, method: str = "highs", cvxpy_solver: str | None = None, **common: Any):
+        super().__init__(**common)
+        self.method = method
+        self.cvxpy_solver = cvxpy_solver
+
+    def validate(self, problem: Problem) -> None:
+        super().validate(problem)
+        if self.method not in METHODS:
+            raise SolverConfigError(f"method={self.method!r} must be one of {', '.join(METHODS)}")
+
+    def solve(self, problem: Problem) -> tuple[np.ndarray, int]:
+        A, y = problem.A, problem.y
+        if self.method == "cvxpy":
+            import cvxpy as cp
+
+            x = cp.Variable(problem.d)
+            program = cp.Problem(cp.Minimize(cp.norm1(x)), [A @ x == y])
+            n_iter = _cvxpy_solve(program, self.cvxpy_solver)
+            return np.asarray(x.value, dtype=float), n_iter
+        d = problem.d
+        result = scipy.optimize.linprog(
+            c=np.ones(2 * d), A_eq=np.hstack([A, -A]), b_eq=y, bounds=(0, None), method="highs")
+        if result.status != 0:
+            raise RuntimeError(f"HiGHS failed: {result.message}")
+        return result.x[:d] - result.x[d:], int(result.nit)
+
+
+class Lasso(DirectSolver):
+    """The Lasso / basis pursuit denoising (Tibshirani 1996): min ½‖Ax − y‖² + λ‖x‖₁.
+
+    Parameters
+    ----------
+    lam : float, optional
+        Regularisation λ > 0. ``None`` uses λ = lam_ratio · ‖Aᵀy‖_∞ (the smallest λ giving x = 0 is ‖Aᵀy‖_∞).
+    lam_ratio : float
+        Used when ``lam`` is None.
+    method : {"lars", "cvxpy"}
+        ``lars``: scikit-learn's LassoLars (exact homotopy; its α is λ/m); ``cvxpy``: the reference.
+    cvxpy_solver : str, optional
+        cvxpy back end; None lets cvxpy choose.
+    """
+
+    name = "lasso"
+    references = ("Tibshirani 1996, Regression shrinkage and selection via the lasso",
+                  "Efron et al. 2004, Least angle regression")
+    requires = frozenset({"least_squares"})
+
+    def __init__(self, *, lam: float | None = None, lam_ratio: float = 1e-3, method: str = "lars",
+                 cvxpy_solver: str | None = None, **common: Any):
+        super().__init__(**common)
+        self.lam = lam
+        self.lam_ratio = lam_ratio
+        self.method = method
+        self.cvxpy_solver = cvxpy_solver
+
+    def validate(self, problem: Problem) -> None:
+        super().validate(problem)
+        _positive("lam", self.lam, allow_none=True)
+        _positive("lam_ratio", self.lam_ratio)
+        if self.method not in ("lars", "cvxpy"):
+            raise SolverConfigError(f"method={self.method!r} must be one of lars, cvxpy")
+
+    def regularisation(self, problem: Problem) -> float:
+        """λ used for this problem."""
+        return self.lam if self.lam is not None else self.lam_ratio * float(np.max(np.abs(problem.A.T @ problem.y)))
+
+    def solve(self, problem: Problem) -> tuple[np.ndarray, int]:
+        A, y, lam = problem.A, problem.y, self.regularisation(problem)
+        if self.method == "cvxpy":
+            import cvxpy as cp
+
+            x = cp.Variable(problem.d)
+            program = cp.Problem(cp.Minimize(0.5 * cp.sum_squares(A @ x - y) + lam * cp.norm1(x)))
+            n_iter = _cvxpy_solve(program, self.cvxpy_solver)
+            return np.asarray(x.value, dtype=float), n_iter
+        from sklearn.linear_model import LassoLars
+
+        model = LassoLars(alpha=lam / problem.m, fit_intercept=False, max_iter=10 * problem.d)
+        model.fit(A, y)
+        return np.asarray(model.coef_, dtype=float), int(np.max(model.n_iter_))
