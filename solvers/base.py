@@ -119,12 +119,16 @@ class Solver:
         Whether the solver takes a sparsity budget ``k`` (its output then has at most k nonzeros).
     requires : frozenset of str
         Problem capabilities the solver relies on (e.g. ``"least_squares"``).
+    recovery_tol : float or None
+        Relative error the method reaches on an easy noiseless instance (the registry-wide known-answer
+        test uses it); None for estimators that are biased by design (e.g. the Lasso).
     """
 
     name: ClassVar[str]
     references: ClassVar[tuple[str, ...]] = ()
     needs_k: ClassVar[bool] = True
     requires: ClassVar[frozenset[str]] = frozenset()
+    recovery_tol: ClassVar[float | None] = 1e-6
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

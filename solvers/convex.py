@@ -92,6 +92,7 @@ class Lasso(DirectSolver):
     """
 
     name = "lasso"
+    recovery_tol = None  # the ℓ1 penalty biases the estimate by O(λ)
     references = ("Tibshirani 1996, Regression shrinkage and selection via the lasso",
                   "Efron et al. 2004, Least angle regression")
     requires = frozenset({"least_squares"})

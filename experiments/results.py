@@ -1,0 +1,150 @@
+"""The result store: one tidy table, one row per (run, iteration), one parquet file per run.
+
+Layout: ``<root>/<run_id>.parquet``. A file is written to a temporary name in the same folder and renamed
+into place (atomic on POSIX), so a killed sweep never leaves a half-written result and a rerun skips the
+runs already present. `load` concatenates every run into one DataFrame; plots and summaries read only that.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import functools
+import hashlib
+import json
+import logging
+import os
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import pandas as pd
+
+log = logging.getLogger(__name__)
+
+#: Columns every run has, in order; ``p_<param>`` and ``s_<param>`` columns follow the identity columns.
+TRACE_COLUMNS = ("iteration", "time_s", "objective", "distance", "rel_error", "support_recall", "support_size",
+                 "step_size", "bound", "bound_note")
+IDENTITY_COLUMNS = ("run_id", "experiment", "problem", "solver", "seed")
+OUTCOME_COLUMNS = ("status", "message")
+PROVENANCE_COLUMNS = ("obsbench_version", "git_sha", "numpy_version", "scipy_version", "created_at")
+
+
+def run_id(problem: Mapping[str, Any], solver: Mapping[str, Any], seed: int, **extra: Any) -> str:
+    """A stable 16-hex-digit hash of the resolved problem and solver configuration and the seed.
+
+    Keys are sorted, so the id does not depend on the order in which parameters were given; ``extra``
+    (e.g. a phase-diagram cell) enters the hash the same way.
+    """
+    payload = json.dumps({"problem": problem, "solver": solver, "seed": seed, **extra}, sort_keys=True,
+                         default=str)
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+@functools.lru_cache(maxsize=1)
+def provenance() -> dict[str, str]:
+    """Version stamps recorded with every row (computed once per process)."""
+    from importlib import metadata
+
+    import numpy
+    import scipy
+
+    try:
+        sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                             cwd=Path(__file__).resolve().parent, timeout=5).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        sha = ""
+    try:
+        version = metadata.version("obsbench")
+    except metadata.PackageNotFoundError:
+        version = "unknown"
+    return dict(obsbench_version=version, git_sha=sha or "unknown", numpy_version=numpy.__version__,
+                scipy_version=scipy.__version__)
+
+
+def tidy_rows(trace: Iterable[Mapping[str, Any]], *, run: str, experiment: str, problem: str, solver: str,
+              seed: int, problem_params: Mapping[str, Any], solver_params: Mapping[str, Any], status: str,
+              message: str) -> pd.DataFrame:
+    """Assemble the schema of design.md from a solver trace and the run's identity."""
+    frame = pd.DataFrame(list(trace), columns=list(TRACE_COLUMNS))
+    identity = dict(run_id=run, experiment=experiment, problem=problem, solver=solver, seed=int(seed))
+    params = {f"p_{k}": _scalar(v) for k, v in problem_params.items()}
+    params.update({f"s_{k}": _scalar(v) for k, v in solver_params.items()})
+    stamp = dict(status=status, message=message, **provenance(),
+                 created_at=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
+    head = pd.DataFrame([{**identity, **params}] * len(frame))
+    tail = pd.DataFrame([stamp] * len(frame))
+    return pd.concat([head, frame, tail], axis=1)
+
+
+def _scalar(value: Any) -> Any:
+    """Parquet-friendly parameter value: lists and mappings become JSON strings."""
+    if isinstance(value, (list, tuple, dict)):
+        return json.dumps(value, default=str)
+    return value
+
+
+class ResultStore:
+    """A folder of per-run parquet files.
+
+    Parameters
+    ----------
+    root : path
+        The results root (created on first write).
+    """
+
+    def __init__(self, root: str | os.PathLike[str]):
+        self.root = Path(root)
+
+    def path(self, run: str) -> Path:
+        return self.root / f"{run}.parquet"
+
+    def has(self, run: str) -> bool:
+        """Whether the run is already stored (a complete file: only complete files ever get the name)."""
+        return self.path(run).is_file()
+
+    def write(self, run: str, frame: pd.DataFrame) -> Path:
+        """Write atomically: temporary file in the same folder, fsync, then rename over the final name.
+
+        Two writers of the same run id produce identical content, so the last rename wins harmlessly.
+        """
+        self.root.mkdir(parents=True, exist_ok=True)
+        target = self.path(run)
+        fd, tmp = tempfile.mkstemp(prefix=f".{run}.", suffix=".tmp", dir=self.root)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                frame.to_parquet(handle, index=False)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return target
+
+    def read(self, run: str) -> pd.DataFrame:
+        return pd.read_parquet(self.path(run))
+
+    def runs(self) -> list[str]:
+        """Ids of the stored runs (temporary files are ignored)."""
+        if not self.root.is_dir():
+            return []
+        return sorted(p.stem for p in self.root.glob("*.parquet"))
+
+
+def load(root: str | os.PathLike[str], runs: Iterable[str] | None = None) -> pd.DataFrame:
+    """All stored rows under ``root`` (or only ``runs``) as one DataFrame; empty if there are none."""
+    store = ResultStore(root)
+    selected = store.runs() if runs is None else [r for r in dict.fromkeys(runs) if store.has(r)]
+    frames = [store.read(r) for r in selected]
+    frames = [f for f in frames if not f.empty]
+    if not frames:
+        return pd.DataFrame(columns=[*IDENTITY_COLUMNS, *TRACE_COLUMNS, *OUTCOME_COLUMNS])
+    return pd.concat(frames, ignore_index=True)
+
+
+def final_rows(frame: pd.DataFrame) -> pd.DataFrame:
+    """The last recorded iteration of every run."""
+    if frame.empty:
+        return frame
+    return frame.sort_values(["run_id", "iteration"]).groupby("run_id", sort=False).tail(1)

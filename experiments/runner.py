@@ -1,0 +1,111 @@
+"""Job mechanics shared by every experiment kind: build a problem and a solver from their config nodes,
+run, and store the tidy rows under a stable run id (skipping runs already stored)."""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+import pandas as pd
+from hydra.utils import get_method
+from omegaconf import DictConfig, OmegaConf
+
+from experiments.results import ResultStore, run_id, tidy_rows
+from problems.base import Problem
+from solvers.base import Solver
+
+log = logging.getLogger(__name__)
+
+
+def resolved(node: DictConfig | Mapping[str, Any]) -> dict[str, Any]:
+    """A config node as a plain, fully resolved dict."""
+    if isinstance(node, DictConfig):
+        return OmegaConf.to_container(node, resolve=True)  # type: ignore[return-value]
+    return dict(node)
+
+
+def build(node: DictConfig | Mapping[str, Any], group: str, **extra: Any) -> Any:
+    """Call the node's ``_target_`` with its keys (plus ``extra``), with one-line errors for bad config.
+
+    Unknown keys and invalid values raise ``ValueError`` naming ``group.<key>``; Hydra's instantiate is not
+    used because it wraps errors in multi-line exceptions.
+    """
+    params = resolved(node)
+    target_path = params.pop("_target_", None)
+    if not target_path:
+        raise ValueError(f"{group} config has no _target_")
+    try:
+        target = get_method(target_path)
+    except Exception:  # hydra raises a bare Exception subclass for unimportable paths
+        raise ValueError(f"{group}._target_={target_path!r} cannot be imported") from None
+    accepted = _accepted_keywords(target)
+    unknown = sorted(set(params) - accepted) if accepted is not None else []
+    if unknown:
+        raise ValueError(f"{group}.{unknown[0]} is not a parameter of {target_path}; "
+                         f"known: {', '.join(sorted(accepted - set(extra)))}")
+    return target(**params, **extra)
+
+
+def _accepted_keywords(target: Any) -> set[str] | None:
+    """Keyword names ``target`` accepts (walking a solver class's MRO), or None if it takes **kwargs freely."""
+    if inspect.isclass(target) and issubclass(target, Solver):
+        return set(target.param_names())
+    parameters = inspect.signature(target).parameters.values()
+    if any(p.kind is p.VAR_KEYWORD for p in parameters):
+        return None
+    return {p.name for p in parameters}
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """Everything that identifies one run: the resolved problem and solver config and the seed."""
+
+    experiment: str
+    problem: dict[str, Any]
+    solver: dict[str, Any]
+    seed: int
+
+    @property
+    def run_id(self) -> str:
+        return run_id(self.problem, self.solver, self.seed)
+
+    @classmethod
+    def from_config(cls, cfg: DictConfig) -> RunSpec:
+        seed = cfg.seed
+        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+            raise ValueError(f"seed={seed!r} must be a non-negative integer")
+        return cls(experiment=str(cfg.experiment.name), problem=resolved(cfg.problem), solver=resolved(cfg.solver),
+                   seed=seed)
+
+
+def prepare(spec: RunSpec) -> tuple[Problem, Solver]:
+    """Build and cross-validate the problem and solver; every config error surfaces here, before any run."""
+    problem = build(spec.problem, "problem", seed=spec.seed)
+    solver = build(spec.solver, "solver")
+    solver.validate(problem)
+    return problem, solver
+
+
+def execute(spec: RunSpec, store: ResultStore) -> pd.DataFrame:
+    """Run one (problem, solver, seed) and store its rows; a stored run is read back instead of recomputed."""
+    rid = spec.run_id
+    if store.has(rid):
+        log.info("run %s already stored, skipping", rid)
+        return store.read(rid)
+    problem, solver = prepare(spec)
+    result = solver.run(problem)
+    frame = tidy_rows(result.trace, run=rid, experiment=spec.experiment, problem=problem.name, solver=solver.name,
+                      seed=spec.seed, problem_params=problem.params, solver_params=solver.get_params(),
+                      status=result.status, message=result.message)
+    path = store.write(rid, frame)
+    log.info("%s on %s (seed %d): %s after %d iterations, rel. error %.2e -> %s", solver.name, problem.name,
+             spec.seed, result.status, result.n_iter, frame["rel_error"].iloc[-1], path)
+    return frame
+
+
+def results_root(cfg: DictConfig) -> Path:
+    """The configured results root as an absolute path."""
+    return Path(str(cfg.paths.results)).expanduser().resolve()

@@ -1,0 +1,87 @@
+"""Convergence curves: error to x* against iteration, median and spread over seeds, with bound overlays."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+from plots.style import solver_color, solver_label, style
+
+METRIC_LABELS = {
+    "distance": r"$\|x_t - x^\star\|_2$",
+    "rel_error": r"relative error $\|x_t - x^\star\|_2 / \|x^\star\|_2$",
+    "objective": r"objective $f(x_t)$",
+}
+
+
+def per_iteration(frame: pd.DataFrame, column: str) -> pd.DataFrame:
+    """Runs × iterations table of ``column``; a run that stopped early keeps its final value afterwards."""
+    wide = frame.pivot_table(index="iteration", columns="run_id", values=column, aggfunc="first")
+    return wide.sort_index().ffill()
+
+
+def _quantiles(wide: pd.DataFrame, floor: float) -> pd.DataFrame:
+    clipped = wide.clip(lower=floor)
+    return pd.DataFrame({"median": clipped.median(axis=1), "low": clipped.quantile(0.25, axis=1),
+                         "high": clipped.quantile(0.75, axis=1)})
+
+
+def plot_convergence(frame: pd.DataFrame, metric: str = "distance", ax: Axes | None = None,
+                     floor: float = 1e-16, bounds: bool = True) -> Axes:
+    """Median (line) and inter-quartile band (shade) of ``metric`` per solver against iteration, log scale.
+
+    Solvers with a single recorded point (direct solvers such as basis pursuit) are drawn as a dashed
+    horizontal line at their median final value. When the trace holds theoretical bounds, they are drawn
+    dashed in the solver's colour.
+    """
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6.4, 4.2))
+    for solver, rows in frame.groupby("solver", sort=True):
+        color, label = solver_color(solver), solver_label(solver)
+        if rows.groupby("run_id").size().max() == 1:  # a direct solver: only its final point exists
+            level = max(float(rows[metric].median()), floor)
+            ax.axhline(level, color=color, ls="--", lw=1.2, label=f"{label} (final point, {len(rows)} runs)")
+            ax.plot(rows["iteration"].median(), level, "o", color=color, ms=5)
+            continue
+        stats = _quantiles(per_iteration(rows, metric), floor)
+        ax.plot(stats.index, stats["median"], color=color, lw=1.8, label=f"{label} (median, {rows['run_id'].nunique()} runs)")
+        ax.fill_between(stats.index, stats["low"], stats["high"], color=color, alpha=0.2, lw=0)
+        if bounds and metric == "distance" and np.isfinite(rows["bound"]).any():
+            bound = per_iteration(rows, "bound").median(axis=1).clip(lower=floor)
+            ax.plot(bound.index, bound, color=color, ls=":", lw=1.5, label=f"{label} bound")
+    ax.set_yscale("log")
+    ax.set_xlabel("iteration $t$")
+    ax.set_ylabel(METRIC_LABELS.get(metric, metric))
+    ax.legend(loc="best")
+    return ax
+
+
+def describe_instance(frame: pd.DataFrame, keys: tuple[str, ...] = ("m", "n", "d", "k_star", "kappa", "rho",
+                                                                       "matrix", "snr_db")) -> str:
+    """'m=96, d=128, k*=5, ...' from the generator parameters shared by every row (empty if they vary)."""
+    parts = []
+    for key in keys:
+        column = f"p_{key}"
+        if column in frame and frame[column].nunique(dropna=False) == 1 and pd.notna(frame[column].iloc[0]):
+            parts.append(f"{'k*' if key == 'k_star' else key}={frame[column].iloc[0]}")
+    return ", ".join(parts)
+
+
+def convergence_figure(frame: pd.DataFrame, title: str = "") -> Figure:
+    """Distance to x* and objective, side by side."""
+    import matplotlib.pyplot as plt
+
+    with style():
+        fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
+        plot_convergence(frame, "distance", ax=left)
+        plot_convergence(frame, "objective", ax=right, bounds=False)
+        right.get_legend().remove()
+        instance = describe_instance(frame)
+        if title or instance:
+            fig.suptitle(f"{title} ({instance})" if instance else title)
+        fig.tight_layout()
+    return fig

@@ -1,0 +1,68 @@
+"""One shared look for every figure: colours per solver, rc settings, and saving to PNG + PDF."""
+
+from __future__ import annotations
+
+import contextlib
+import zlib
+from pathlib import Path
+from typing import Iterator
+
+import matplotlib
+
+matplotlib.use("Agg")  # figures are files; never open a window (headless machines, workers)
+import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+RC = {
+    "figure.dpi": 110,
+    "savefig.dpi": 150,
+    "font.size": 10,
+    "axes.titlesize": 11,
+    "axes.labelsize": 10,
+    "legend.fontsize": 8.5,
+    "axes.grid": True,
+    "grid.alpha": 0.3,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+}
+
+#: Fixed colours for the baselines so a solver looks the same in every figure.
+SOLVER_COLORS = {
+    "iht": "#1f77b4", "niht": "#17becf", "htp": "#9467bd", "cosamp": "#ff7f0e", "sp": "#8c564b",
+    "omp": "#e377c2", "basis_pursuit": "#2ca02c", "lasso": "#bcbd22", "topk_iobs": "#d62728",
+    "iobs_exact": "#7f0000", "iobs_obs": "#ff9896", "stochastic_iht": "#aec7e8", "stochastic_iobs": "#f7b6d2",
+}
+_PALETTE = plt.get_cmap("tab20").colors
+
+LABELS = {
+    "iht": "IHT", "niht": "NIHT", "htp": "HTP", "cosamp": "CoSaMP", "sp": "SP", "omp": "OMP",
+    "basis_pursuit": "basis pursuit", "lasso": "Lasso", "topk_iobs": "Topk-I-OBS", "iobs_exact": "I-OBS (exact)",
+    "iobs_obs": "I-OBS (OBS-corrected)", "stochastic_iht": "stochastic IHT", "stochastic_iobs": "stochastic I-OBS",
+}
+
+
+def solver_color(name: str) -> str | tuple[float, ...]:
+    """The solver's colour; unknown (user) solvers get a stable colour from a hash of the name."""
+    return SOLVER_COLORS.get(name, _PALETTE[zlib.crc32(name.encode()) % len(_PALETTE)])
+
+
+def solver_label(name: str) -> str:
+    return LABELS.get(name, name)
+
+
+@contextlib.contextmanager
+def style() -> Iterator[None]:
+    """The project's rc settings, scoped (no global matplotlib state is changed)."""
+    with plt.rc_context(RC):
+        yield
+
+
+def save(fig: Figure, stem: str | Path) -> list[Path]:
+    """Write ``<stem>.png`` and ``<stem>.pdf`` and close the figure; returns both paths."""
+    stem = Path(stem)
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    paths = [stem.with_suffix(".png"), stem.with_suffix(".pdf")]
+    for path in paths:
+        fig.savefig(path, bbox_inches="tight")
+    plt.close(fig)
+    return paths

@@ -1,0 +1,52 @@
+"""Shared fixtures: small seeded instances and an isolated CLI environment."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import solvers  # noqa: F401  (fills the registry)
+from problems import make_compressed_sensing, make_least_squares
+
+CONF = Path(__file__).resolve().parents[1] / "conf"
+
+
+@pytest.fixture
+def easy_cs():
+    """Noiseless Gaussian compressed sensing well inside every greedy method's phase boundary."""
+    return make_compressed_sensing(m=100, d=256, k_star=5, seed=0)
+
+
+@pytest.fixture
+def small_ls():
+    """Tiny overdetermined least squares on which every registered solver applies (Newton-type included)."""
+    return make_least_squares(n=30, d=12, k_star=3, kappa=5.0, seed=3)
+
+
+class Cli:
+    """Runs the real ``obsbench`` console script in a temporary folder with its own results/outputs roots."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.results = root / "results"
+        self.outputs = root / "outputs"
+
+    def __call__(self, *args: str, timeout: float = 180, **env: str) -> subprocess.CompletedProcess:
+        environment = {**os.environ, "OBSBENCH_RESULTS": str(self.results), "OBSBENCH_OUTPUTS": str(self.outputs),
+                       "MPLBACKEND": "Agg", **env}
+        environment.pop("HYDRA_FULL_ERROR", None)
+        exe = Path(sys.executable).with_name("obsbench")
+        return subprocess.run([str(exe), *args], cwd=self.root, env=environment, capture_output=True, text=True,
+                              timeout=timeout)
+
+    def parquet_files(self) -> list[Path]:
+        return sorted(self.results.glob("*.parquet")) if self.results.is_dir() else []
+
+
+@pytest.fixture
+def cli(tmp_path) -> Cli:
+    return Cli(tmp_path)

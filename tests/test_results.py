@@ -1,0 +1,79 @@
+"""The result store: schema, stable ids, atomic writes, loading."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from experiments.results import IDENTITY_COLUMNS, PROVENANCE_COLUMNS, TRACE_COLUMNS, ResultStore, load, run_id, tidy_rows
+from experiments.runner import RunSpec, execute
+from solvers.base import make_solver
+
+
+def _spec(seed=0, k_star=3):
+    problem = {"_target_": "problems.sensing.make_compressed_sensing", "name": "cs", "m": 30, "d": 60,
+               "k_star": k_star}
+    return RunSpec(experiment="convergence", problem=problem,
+                   solver={"_target_": "solvers.pursuit.CoSaMP", "k": None}, seed=seed)
+
+
+def test_run_id_is_stable_and_order_independent():
+    a = run_id({"m": 1, "d": 2}, {"k": None}, 0)
+    assert a == run_id({"d": 2, "m": 1}, {"k": None}, 0) and len(a) == 16
+    assert a != run_id({"m": 1, "d": 2}, {"k": None}, 1)
+
+
+def test_rows_follow_the_schema(small_ls):
+    result = make_solver("iht").run(small_ls)
+    frame = tidy_rows(result.trace, run="abc", experiment="e", problem="p", solver="iht", seed=3,
+                      problem_params=small_ls.params, solver_params={"k": None, "step_size": 0.5},
+                      status=result.status, message=result.message)
+    for column in (*IDENTITY_COLUMNS, *TRACE_COLUMNS, "status", "message", *PROVENANCE_COLUMNS):
+        assert column in frame.columns
+    assert {"p_n", "p_kappa", "s_k", "s_step_size"} <= set(frame.columns)
+    assert len(frame) == len(result.trace) and (frame["run_id"] == "abc").all()
+
+
+def test_execute_writes_one_file_and_a_rerun_reads_it_back(tmp_path):
+    store = ResultStore(tmp_path)
+    first = execute(_spec(), store)
+    path = store.path(_spec().run_id)
+    stamp = path.stat().st_mtime_ns
+    again = execute(_spec(), store)
+    assert path.stat().st_mtime_ns == stamp  # not recomputed, not rewritten
+    pd.testing.assert_frame_equal(first, again)
+    assert store.runs() == [_spec().run_id]
+
+
+def test_write_is_atomic_and_leaves_no_temporary_files(tmp_path):
+    store = ResultStore(tmp_path)
+    frame = pd.DataFrame({"run_id": ["r"], "iteration": [0]})
+
+    class Boom(Exception):
+        pass
+
+    original = pd.DataFrame.to_parquet
+
+    def failing(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        raise Boom
+
+    pd.DataFrame.to_parquet = failing
+    try:
+        with pytest.raises(Boom):
+            store.write("r", frame)
+    finally:
+        pd.DataFrame.to_parquet = original
+    assert list(tmp_path.iterdir()) == []
+    store.write("r", frame)
+    assert [p.name for p in tmp_path.iterdir()] == ["r.parquet"]
+
+
+def test_load_concatenates_runs_and_ignores_others(tmp_path):
+    store = ResultStore(tmp_path)
+    ids = [execute(_spec(seed=s), store)["run_id"].iloc[0] for s in range(3)]
+    (tmp_path / ".partial.tmp").write_bytes(b"garbage")
+    everything = load(tmp_path)
+    assert everything["run_id"].nunique() == 3
+    assert load(tmp_path, ids[:2])["run_id"].nunique() == 2
+    assert load(tmp_path / "missing").empty
