@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 from pathlib import Path
 from typing import Any
 
+from hydra import compose
+from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.experimental.callback import Callback
 from hydra.utils import get_method
 from omegaconf import DictConfig
@@ -44,6 +49,44 @@ def write_report(cfg: DictConfig, run_ids: list[str], out_dir: Path) -> list[Pat
     for path in paths:
         log.info("figure: %s", path)
     return paths
+
+
+DEFAULT_VALIDATOR = "experiments.runner.validate"
+
+
+def sweep_points(config: DictConfig) -> list[list[str]]:
+    """The job overrides of a multirun, expanded exactly as Hydra's basic sweeper expands them
+    (sweeper params from the config first, command-line overrides win)."""
+    params = [f"{key}={value}" for key, value in (config.hydra.sweeper.get("params") or {}).items()]
+    parser = OverridesParser.create(config_loader=GlobalHydra.instance().config_loader())
+    overrides = parser.parse_overrides(params + list(config.hydra.overrides.task))
+    return [list(job) for batch in BasicSweeper.split_arguments(overrides, None) for job in batch]
+
+
+class ValidateSweep(Callback):
+    """Before any job of a multirun starts, compose every sweep point and run its experiment's validator
+    (``experiment.validate``, default `experiments.runner.validate`): one invalid point stops the sweep
+    with a one-line message naming it, and nothing runs."""
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        checked: set[str] = set()
+        points = sweep_points(config)
+        composed: set[tuple[str, ...]] = set()
+        for job in points:
+            # Points that differ only in the seed share problem and solver settings: compose one of them.
+            shape = tuple(o for o in job if not o.startswith("seed="))
+            seeds = [o.split("=", 1)[1] for o in job if o.startswith("seed=")]
+            if shape in composed and all(s.isdigit() for s in seeds):
+                continue
+            composed.add(shape)
+            cfg = compose(config_name=config.hydra.job.config_name,
+                          overrides=list(config.hydra.overrides.hydra) + job)
+            try:
+                get_method(cfg.experiment.get("validate") or DEFAULT_VALIDATOR)(cfg, checked)
+            except ValueError as exc:
+                sys.stderr.write(f"sweep point [{' '.join(job)}]: {exc}\n")
+                raise SystemExit(2) from None
+        log.info("validated %d sweep points (%d distinct configurations)", len(points), len(checked))
 
 
 class SweepReport(Callback):

@@ -4,6 +4,7 @@ run, and store the tidy rows under a stable run id (skipping runs already stored
 from __future__ import annotations
 
 import inspect
+import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +14,7 @@ import pandas as pd
 from hydra.utils import get_method
 from omegaconf import DictConfig, OmegaConf
 
+from experiments.guard import hard_deadline, run_with_deadline
 from experiments.results import ResultStore, run_id, tidy_rows
 from problems.base import Problem
 from solvers.base import Solver
@@ -89,6 +91,21 @@ def prepare(spec: RunSpec) -> tuple[Problem, Solver]:
     return problem, solver
 
 
+def validate(cfg: DictConfig, checked: set[str] | None = None) -> None:
+    """Raise ``ValueError`` (one line) if the job of ``cfg`` cannot run; used by the sweeper on every point.
+
+    Building problems is the costly part, so configurations already in ``checked`` (same problem and solver,
+    any seed) are not built again.
+    """
+    spec = RunSpec.from_config(cfg)
+    key = json.dumps([spec.problem, spec.solver], sort_keys=True, default=str)
+    if checked is not None and key in checked:
+        return
+    prepare(spec)
+    if checked is not None:
+        checked.add(key)
+
+
 def execute(spec: RunSpec, store: ResultStore) -> pd.DataFrame:
     """Run one (problem, solver, seed) and store its rows; a stored run is read back instead of recomputed."""
     rid = spec.run_id
@@ -96,7 +113,8 @@ def execute(spec: RunSpec, store: ResultStore) -> pd.DataFrame:
         log.info("run %s already stored, skipping", rid)
         return store.read(rid)
     problem, solver = prepare(spec)
-    result = solver.run(problem)
+    budget = getattr(solver, "time_budget", None)
+    result = run_with_deadline(solver, problem, hard_deadline(budget)) if budget else solver.run(problem)
     frame = tidy_rows(result.trace, run=rid, experiment=spec.experiment, problem=problem.name, solver=solver.name,
                       seed=spec.seed, problem_params=problem.params, solver_params=solver.get_params(),
                       status=result.status, message=result.message)

@@ -40,6 +40,11 @@ def plot_convergence(frame: pd.DataFrame, metric: str = "distance", ax: Axes | N
 
     if ax is None:
         _, ax = plt.subplots(figsize=(6.4, 4.2))
+    if not np.isfinite(frame[metric].to_numpy(dtype=float)).any():  # e.g. user data without x*
+        ax.text(0.5, 0.5, f"no finite values of {metric}\n(x* unknown?)", ha="center", va="center",
+                transform=ax.transAxes)
+        ax.set_xlabel("iteration $t$")
+        return ax
     for solver, rows in frame.groupby("solver", sort=True):
         color, label = solver_color(solver), solver_label(solver)
         if rows.groupby("run_id").size().max() == 1:  # a direct solver: only its final point exists
@@ -79,7 +84,8 @@ def convergence_figure(frame: pd.DataFrame, title: str = "") -> Figure:
         fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
         plot_convergence(frame, "distance", ax=left)
         plot_convergence(frame, "objective", ax=right, bounds=False)
-        right.get_legend().remove()
+        if right.get_legend() is not None:
+            right.get_legend().remove()
         instance = describe_instance(frame)
         if title or instance:
             fig.suptitle(f"{title} ({instance})" if instance else title)
