@@ -31,6 +31,7 @@ class Cli:
     """Runs the real ``obsbench`` console script in a temporary folder with its own results/outputs roots."""
 
     def __init__(self, root: Path):
+        root.mkdir(parents=True, exist_ok=True)
         self.root = root
         self.results = root / "results"
         self.outputs = root / "outputs"
