@@ -21,11 +21,14 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/obsbench
 
+# Tests use tiny matrices: one BLAS thread each avoids OpenBLAS thread stalls on a shared 2-core machine.
+TEST_ENV := OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1
+
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(TEST_ENV) $(BIN)/python -m pytest -q
 
 test-all: $(STAMP)
-	$(BIN)/python -m pytest -q -m ''
+	$(TEST_ENV) $(BIN)/python -m pytest -q -m ''
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run

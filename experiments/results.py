@@ -18,6 +18,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
+import numpy as np
 import pandas as pd
 
 log = logging.getLogger(__name__)
@@ -124,6 +125,28 @@ class ResultStore:
 
     def read(self, run: str) -> pd.DataFrame:
         return pd.read_parquet(self.path(run))
+
+    def solution_path(self, run: str) -> Path:
+        return self.root / "solutions" / f"{run}.npy"
+
+    def write_solution(self, run: str, x: np.ndarray) -> Path:
+        """Keep a run's final point (for figures that show it, e.g. recovered images), atomically."""
+        target = self.solution_path(run)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{run}.", suffix=".tmp", dir=target.parent)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                np.save(handle, np.asarray(x))
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return target
+
+    def read_solution(self, run: str) -> np.ndarray | None:
+        """The stored final point of a run, or None if it was not kept."""
+        path = self.solution_path(run)
+        return np.load(path) if path.is_file() else None
 
     def runs(self) -> list[str]:
         """Ids of the stored runs (temporary files are ignored)."""

@@ -106,10 +106,13 @@ def validate(cfg: DictConfig, checked: set[str] | None = None) -> None:
         checked.add(key)
 
 
-def execute(spec: RunSpec, store: ResultStore) -> pd.DataFrame:
-    """Run one (problem, solver, seed) and store its rows; a stored run is read back instead of recomputed."""
+def execute(spec: RunSpec, store: ResultStore, keep_solution: bool = False) -> pd.DataFrame:
+    """Run one (problem, solver, seed) and store its rows; a stored run is read back instead of recomputed.
+
+    With ``keep_solution`` the final point is stored too (before the rows, so a stored run always has it).
+    """
     rid = spec.run_id
-    if store.has(rid):
+    if store.has(rid) and (not keep_solution or store.solution_path(rid).is_file()):
         log.info("run %s already stored, skipping", rid)
         return store.read(rid)
     problem, solver = prepare(spec)
@@ -118,6 +121,8 @@ def execute(spec: RunSpec, store: ResultStore) -> pd.DataFrame:
     frame = tidy_rows(result.trace, run=rid, experiment=spec.experiment, problem=problem.name, solver=solver.name,
                       seed=spec.seed, problem_params=problem.params, solver_params=solver.get_params(),
                       status=result.status, message=result.message)
+    if keep_solution:
+        store.write_solution(rid, result.x)
     path = store.write(rid, frame)
     log.info("%s on %s (seed %d): %s after %d iterations, rel. error %.2e -> %s", solver.name, problem.name,
              spec.seed, result.status, result.n_iter, frame["rel_error"].iloc[-1], path)

@@ -30,3 +30,25 @@ def format_table(table: pd.DataFrame) -> str:
     if table.empty:
         return "(no runs)"
     return table.to_string(index=False, float_format=lambda v: f"{v:.3g}")
+
+
+def config_groups(frame: pd.DataFrame, exclude: tuple[str, ...] = ()) -> pd.Series:
+    """A label per row naming its configuration: the solver plus every problem parameter (``p_``) that varies
+    across ``frame`` and every solver parameter (``s_``) that varies between runs of the same solver (except
+    ``exclude``), e.g. ``"cosamp (matrix=rademacher)"``.
+
+    Rows of the same configuration share a label, so grouping by it separates the outer axes of a sweep
+    (solver, ensemble, solver parameters) from the inner axes named in ``exclude`` (grid cells, seeds).
+    """
+    if frame.empty:
+        return pd.Series([], dtype=str, index=frame.index)
+    text = frame.astype({c: str for c in frame.columns if c.startswith(("p_", "s_"))})
+    varying = [c for c in frame.columns if c not in exclude and (
+        (c.startswith("p_") and text[c].nunique() > 1)
+        or (c.startswith("s_") and text.groupby("solver")[c].nunique().max() > 1))]
+
+    def label(row: pd.Series) -> str:
+        details = ", ".join(f"{c[2:]}={row[c]}" for c in varying)
+        return f"{row['solver']} ({details})" if details else str(row["solver"])
+
+    return frame.apply(label, axis=1)

@@ -94,10 +94,15 @@ class Problem:
         """Dimension of the parameter vector."""
         return int(self.x_star.shape[0])
 
+    @property
+    def has_truth(self) -> bool:
+        """Whether ``x_star`` is known (user data may come without it; it is then all NaN)."""
+        return bool(np.all(np.isfinite(self.x_star)))
+
     @functools.cached_property
     def true_support(self) -> np.ndarray:
-        """Sorted indices of the nonzeros of ``x_star``."""
-        return np.flatnonzero(self.x_star)
+        """Sorted indices of the nonzeros of ``x_star`` (empty when the truth is unknown)."""
+        return np.flatnonzero(self.x_star) if self.has_truth else np.array([], dtype=int)
 
     def objective(self, x: np.ndarray) -> float:
         """f(x)."""

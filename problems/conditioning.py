@@ -1,35 +1,514 @@
-"""Constants of a problem instance (μ, L, M, ...), each labelled with how it was obtained.
+"""Constants of a problem instance (μ, L, restricted L, M, RIP δ_s, coherence), each labelled with how it was
+obtained.
 
-Every entry of the returned dict is ``{"value": float, "how": "exact" | "upper bound" | "sampled lower bound"
-| "estimate"}``.
+Every entry is ``{"value": float, "how": str, ...}`` with ``how`` one of ``"exact"``, ``"upper bound"``,
+``"lower bound"``, ``"sampled lower bound"``, ``"sampled upper bound"``, ``"estimate"`` (extra keys such as
+``"sparsity"`` are allowed). When a value cannot be computed exactly, the primary key holds the sampled value
+and a certified bound in the direction the theorems need sits beside it: ``<name>_upper`` for L, M, λ_max and
+δ; ``<name>_lower`` for μ and λ_min.
+
+Results are cached per instance in a weak dictionary keyed by the (immutable) problem; computing them never
+changes the instance. Sampling uses a generator seeded from ``problem.seed``, so sampled values are
+deterministic.
+
+Problems whose Hessian varies may expose ``analytic_constants(k) -> dict`` of labelled entries (``"mu"``
+with how ``"lower bound"``, ``"M"`` / ``"L_restricted"`` with how ``"upper bound"``, or ``"exact"``); they are
+merged in, so the bounds of `solvers.bounds` can use certified values.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import functools
+import itertools
+import logging
+import math
+from dataclasses import dataclass
+from typing import Any, Callable, Hashable
+from weakref import WeakKeyDictionary
 
 import numpy as np
 import scipy.linalg
+import scipy.special
+from threadpoolctl import ThreadpoolController
 
 from problems.base import Problem
 
+log = logging.getLogger(__name__)
 
-def constant(value: float, how: str) -> dict[str, Any]:
+EXACT, UPPER, LOWER, ESTIMATE = "exact", "upper bound", "lower bound", "estimate"
+SAMPLED_LOWER, SAMPLED_UPPER = "sampled lower bound", "sampled upper bound"
+
+#: Enumerate every support of size s when C(d, s) is at most this many (else sample).
+MAX_SUPPORTS = 5_000
+#: Random supports drawn per sparsity level before the local search.
+N_SAMPLES = 200
+#: Work budget (≈ Σ s³ over sampled eigenproblems) per sparsity level; fewer samples and swaps for large s.
+SAMPLING_WORK = 2e7
+#: Random sparse pairs used by `sampled_hessian_lipschitz` inside `instance_constants`.
+N_PAIRS = 16
+
+_CACHE: WeakKeyDictionary[Problem, dict[Hashable, Any]] = WeakKeyDictionary()
+
+
+def constant(value: float, how: str, **extra: Any) -> dict[str, Any]:
     """One labelled constant."""
-    return {"value": float(value), "how": how}
+    return {"value": float(value), "how": how, **extra}
 
 
-def instance_constants(problem: Problem) -> dict[str, dict[str, Any]]:
-    """μ = λ_min(∇²f), L = λ_max(∇²f) and the Hessian-Lipschitz constant M of a quadratic (M = 0).
+def cached(problem: Problem, key: Hashable, compute: Callable[[], Any]) -> Any:
+    """``compute()`` once per (problem, key); the cache entry dies with the problem."""
+    store = _CACHE.setdefault(problem, {})
+    if key not in store:
+        store[key] = compute()
+    return store[key]
 
-    For problems whose Hessian varies, μ and L are evaluated at x* and labelled ``estimate``.
+
+@functools.lru_cache(maxsize=1)
+def blas_controller() -> ThreadpoolController:
+    """One scan of the loaded BLAS libraries (creating a controller reads /proc maps: ~ms)."""
+    return ThreadpoolController()
+
+
+def default_rng(problem: Problem, *salt: int) -> np.random.Generator:
+    """The deterministic generator of the sampled constants of ``problem`` (never the instance's own draws)."""
+    return np.random.default_rng([abs(int(problem.seed)), *salt])
+
+
+# ----------------------------------------------------------------------------------------- sparse spectra
+@dataclass(frozen=True)
+class SparseSpectrum:
+    """Extreme eigenvalues of the s×s principal submatrices of a symmetric G (G = AᵀA for RIP).
+
+    ``lambda_min`` = min_{|S|=s} λ_min(G_SS) and ``lambda_max`` = max_{|S|=s} λ_max(G_SS) when ``exact``;
+    otherwise the extremes found by sampling plus local search (so ``lambda_min`` ≥ the truth and
+    ``lambda_max`` ≤ the truth), with certified bounds ``lambda_min_lower`` ≤ truth ≤ … ≤ ``lambda_max_upper``.
     """
-    H = problem.hessian(problem.x_star)
-    eigenvalues = scipy.linalg.eigvalsh(H)
-    how = "exact" if problem.hessian_is_constant else "estimate"
-    mu, L = eigenvalues[0], eigenvalues[-1]
-    out = {"mu": constant(mu, how), "L": constant(L, how),
-           "condition_number": constant(L / mu if mu > 0 else np.inf, how)}
+
+    sparsity: int
+    lambda_min: float
+    lambda_max: float
+    lambda_min_lower: float
+    lambda_max_upper: float
+    exact: bool
+
+
+def principal_extremes(G: np.ndarray, supports: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(λ_min, λ_max) of G_SS for each row S of ``supports`` (shape (B, s)), by one batched eigvalsh."""
+    w = np.linalg.eigvalsh(G[supports[:, :, None], supports[:, None, :]])
+    return w[:, 0], w[:, -1]
+
+
+def enumerated_extremes(G: np.ndarray, s: int, chunk: int = 4096) -> tuple[float, float]:
+    """Exact min λ_min and max λ_max over all C(d, s) principal submatrices of size s."""
+    lo, hi = np.inf, -np.inf
+    combos = itertools.combinations(range(G.shape[0]), s)
+    while batch := list(itertools.islice(combos, chunk)):
+        low, high = principal_extremes(G, np.array(batch))
+        lo, hi = min(lo, float(low.min())), max(hi, float(high.max()))
+    return lo, hi
+
+
+def swap_search(G: np.ndarray, support: np.ndarray, side: str, max_swaps: int = 12,
+                n_candidates: int = 4) -> float:
+    """Greedy swap local search from ``support`` for max λ_max (``side="max"``) or min λ_min of G_SS.
+
+    Each round drops one of the two coordinates with the smallest weight in the extreme eigenvector v and
+    tries the outside indices j with the largest coupling (G_{j,S} v)² / G_jj (first-order gain of adding j);
+    the best swap is kept if it improves the extreme eigenvalue, else the search stops.
+    """
+    sign, pick = (1.0, -1) if side == "max" else (-1.0, 0)
+    S = np.array(support)
+    diag = np.maximum(np.diag(G), np.finfo(float).tiny)
+    for _ in range(max_swaps + 1):
+        w, V = np.linalg.eigh(G[np.ix_(S, S)])
+        value, v = w[pick], V[:, pick]
+        outside = np.setdiff1d(np.arange(G.shape[0]), S)
+        if outside.size == 0:
+            break
+        coupling = (G[np.ix_(outside, S)] @ v) ** 2 / diag[outside]
+        candidates = outside[np.argsort(coupling)[-n_candidates:]]
+        trials = []
+        for drop in np.argsort(np.abs(v))[:2]:
+            for j in candidates:
+                trial = S.copy()
+                trial[drop] = j
+                trials.append(trial)
+        low, high = principal_extremes(G, np.array(trials))
+        values = high if side == "max" else low
+        best = int(np.argmax(sign * values))
+        if sign * values[best] <= sign * value + 1e-13 * max(abs(value), 1.0):
+            break
+        S = np.array(trials[best])
+    return float(value)
+
+
+def spectral_starts(G: np.ndarray, s: int) -> np.ndarray:
+    """Two supports: the s largest-magnitude entries of the bottom and of the top eigenvector of G (good
+    starts, since λ_max(G_SS) ≥ v_Sᵀ G v_S / ‖v_S‖² for the top eigenvector v, and likewise for λ_min)."""
+    d = G.shape[0]
+    _, bottom = scipy.linalg.eigh(G, subset_by_index=[0, 0])
+    _, top = scipy.linalg.eigh(G, subset_by_index=[d - 1, d - 1])
+    return np.array([np.argsort(-np.abs(v[:, 0]))[:s] for v in (bottom, top)])
+
+
+def certified_extremes(G: np.ndarray, s: int, global_min: float, global_max: float) -> tuple[float, float]:
+    """Certified (lower bound of min λ_min, upper bound of max λ_max) over s-subsets.
+
+    Interlacing gives λ_min(G) ≤ λ_min(G_SS) and λ_max(G_SS) ≤ λ_max(G); Gershgorin on G_SS gives
+    G_ii ∓ (sum of the s−1 largest |G_ij|, j ≠ i). The better of the two is returned on each side.
+    """
+    off = np.abs(G - np.diag(np.diag(G)))
+    radius = np.sort(off, axis=1)[:, G.shape[0] - (s - 1):].sum(axis=1) if s > 1 else np.zeros(G.shape[0])
+    lower = max(global_min, float(np.min(np.diag(G) - radius)))
+    upper = min(global_max, float(np.max(np.diag(G) + radius)))
+    return lower, upper
+
+
+def sparse_spectrum(G: np.ndarray, s: int, *, rng: np.random.Generator | int | None = None,
+                    max_supports: int = MAX_SUPPORTS, n_samples: int = N_SAMPLES,
+                    global_extremes: tuple[float, float] | None = None) -> SparseSpectrum:
+    """Extreme eigenvalues of the s×s principal submatrices of a symmetric d×d matrix G.
+
+    Exact by enumerating the C(d, s) supports when that is ≤ ``max_supports`` (and trivially for s ≥ d);
+    otherwise ``n_samples`` random supports (fewer for large s, see ``SAMPLING_WORK``) plus `spectral_starts`
+    are scored, the two best on each side are improved by `swap_search`, and certified bounds come from
+    `certified_extremes`. ``global_extremes`` = (λ_min(G), λ_max(G)) when known (saves an eigendecomposition).
+    """
+    d = G.shape[0]
+    if not 1 <= s:
+        raise ValueError(f"sparsity s={s} must be >= 1")
+    s = min(s, d)
+    if global_extremes is None:
+        eigenvalues = scipy.linalg.eigvalsh(G)
+        global_extremes = (float(eigenvalues[0]), float(eigenvalues[-1]))
+    if s == d:
+        return SparseSpectrum(s, *global_extremes, *global_extremes, True)
+    with blas_controller().limit(limits=1, user_api="blas"):  # many small eigenproblems: threads only contend
+        if math.comb(d, s) <= max_supports:
+            lo, hi = enumerated_extremes(G, s)
+            return SparseSpectrum(s, lo, hi, lo, hi, True)
+        return sampled_spectrum(G, s, rng, n_samples, global_extremes)
+
+
+def sampled_spectrum(G: np.ndarray, s: int, rng: np.random.Generator | int | None, n_samples: int,
+                     global_extremes: tuple[float, float]) -> SparseSpectrum:
+    """The sampled branch of `sparse_spectrum`: random and spectral starts, swap search, certified bounds."""
+    d = G.shape[0]
+    rng = np.random.default_rng(0 if rng is None else rng)
+    affordable = SAMPLING_WORK / s**3  # eigenproblems of size s within the work budget
+    n_samples = int(np.clip(affordable, 4, n_samples))
+    swaps = int(np.clip(affordable / 64, 1, 12))
+    supports = np.vstack([np.argsort(rng.random((n_samples, d)), axis=1)[:, :s], spectral_starts(G, s)])
+    low, high = principal_extremes(G, supports)
+    lo = min(swap_search(G, supports[i], "min", swaps) for i in np.argsort(low)[:2])
+    hi = max(swap_search(G, supports[i], "max", swaps) for i in np.argsort(high)[-2:])
+    lo, hi = min(lo, float(low.min())), max(hi, float(high.max()))
+    lower, upper = certified_extremes(G, s, *global_extremes)
+    return SparseSpectrum(s, lo, hi, min(lower, lo), max(upper, hi), False)
+
+
+def rip_from_extremes(lambda_min: float, lambda_max: float, scale: float = 1.0) -> float:
+    """δ_s of √scale·A from the extreme s-sparse eigenvalues of AᵀA: max(scale·λ_max − 1, 1 − scale·λ_min)."""
+    return max(scale * lambda_max - 1.0, 1.0 - scale * lambda_min)
+
+
+def rip_constant(A: np.ndarray, s: int, *, rng: np.random.Generator | int | None = None,
+                 max_supports: int = MAX_SUPPORTS, n_samples: int = N_SAMPLES) -> dict[str, Any]:
+    """Restricted isometry constant δ_s(A) = max_{|S|=s} ‖A_SᵀA_S − I‖₂ (Foucart & Rauhut 2013, Def. 6.1).
+
+    Returns an entry whose ``value`` is exact (enumeration, or s ≥ d) or a sampled lower bound (random supports
+    improved by swap local search), with ``upper_bound`` (certified; equal to ``value`` when exact),
+    ``lambda_min`` / ``lambda_max`` (the extreme s-sparse eigenvalues of AᵀA behind it) and ``sparsity``.
+    """
+    spectrum = sparse_spectrum(A.T @ A, s, rng=rng, max_supports=max_supports, n_samples=n_samples)
+    return rip_entry(spectrum)
+
+
+def rip_entry(spectrum: SparseSpectrum, scale: float = 1.0) -> dict[str, Any]:
+    """The labelled δ_s of √scale·A from a `SparseSpectrum` of AᵀA."""
+    value = rip_from_extremes(spectrum.lambda_min, spectrum.lambda_max, scale)
+    upper = rip_from_extremes(spectrum.lambda_min_lower, spectrum.lambda_max_upper, scale)
+    return constant(value, EXACT if spectrum.exact else SAMPLED_LOWER, upper_bound=upper,
+                    lambda_min=spectrum.lambda_min, lambda_max=spectrum.lambda_max, sparsity=spectrum.sparsity)
+
+
+def mutual_coherence(A: np.ndarray) -> float:
+    """μ(A) = max_{i≠j} |⟨a_i, a_j⟩| / (‖a_i‖‖a_j‖) (Foucart & Rauhut 2013, Def. 5.1); needs nonzero columns."""
+    norms = np.linalg.norm(A, axis=0)
+    if np.any(norms == 0):
+        raise ValueError("mutual coherence needs nonzero columns")
+    C = np.abs((A / norms).T @ (A / norms))
+    np.fill_diagonal(C, 0.0)
+    return float(C.max(initial=0.0))
+
+
+def restricted_smoothness(H: np.ndarray, k: int, **options: Any) -> dict[str, Any]:
+    """Paper A3 for a constant Hessian H: L = max_{|S|=d−k} λ_max(H_SS), the largest curvature along
+    (d−k)-sparse directions (Wu et al. 2024, Assumption 3). Vacuous (0, exact) when k = d."""
+    if k >= H.shape[0]:
+        return constant(0.0, EXACT, sparsity=0)
+    spectrum = sparse_spectrum(H, H.shape[0] - k, **options)
+    return constant(spectrum.lambda_max, EXACT if spectrum.exact else SAMPLED_LOWER,
+                    upper_bound=spectrum.lambda_max_upper, sparsity=spectrum.sparsity)
+
+
+def restricted_strong_convexity(H: np.ndarray, s: int, **options: Any) -> dict[str, Any]:
+    """α_s = min_{|S|=s} λ_min(H_SS), restricted strong convexity over s-sparse directions; a sampled value
+    is an upper bound of the truth, so ``lower_bound`` (certified) sits beside it."""
+    spectrum = sparse_spectrum(H, s, **options)
+    return constant(spectrum.lambda_min, EXACT if spectrum.exact else SAMPLED_UPPER,
+                    lower_bound=spectrum.lambda_min_lower, sparsity=spectrum.sparsity)
+
+
+# --------------------------------------------------------------------------------- Hessian Lipschitz (M)
+def sparse_point_near_star(problem: Problem, size: int, radius: float,
+                           rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """(x, S): x = x* + radius·u with u ∈ [−1, 1] on a random support S of ``size`` indices that contains
+    supp(x*), so x is ``size``-sparse and ‖x − x*‖_∞ ≤ radius."""
+    d, star = problem.d, problem.true_support
+    others = np.setdiff1d(np.arange(d), star)
+    extra = rng.choice(others, size=max(0, min(size, d) - star.size), replace=False)
+    support = np.concatenate([star, extra]).astype(int)
+    x = np.array(problem.x_star, dtype=float)
+    x[support] += radius * rng.uniform(-1.0, 1.0, size=support.size)
+    return x, support
+
+
+def sampled_hessian_lipschitz(problem: Problem, sparsity: int, n_pairs: int = N_PAIRS,
+                              rng: np.random.Generator | int | None = None,
+                              radius: float | None = None) -> dict[str, Any]:
+    """Sampled lower bound of the restricted Hessian-Lipschitz constant (Wu et al. 2024, Assumption 4):
+
+        M ≥ max over sampled pairs ‖∇²f(x) − ∇²f(x')‖₂ / ‖x − x'‖₂,   ‖x‖₀ + ‖x'‖₀ ≤ ``sparsity``.
+
+    Points are drawn by `sparse_point_near_star` (each of size ⌊sparsity/2⌋, at least k*) at radius ``radius``
+    around x* (log-uniform in [10⁻², 1]·max(‖x*‖_∞, 1) when None). Half the pairs are finite differences
+    (x' = x + small sparse step on supp x, probing the third derivative), half independent points. Only
+    ``problem.hessian`` is used; the instance is not changed.
+    """
+    rng = default_rng(problem, sparsity, 4) if rng is None else np.random.default_rng(rng)
+    size = max(sparsity // 2, problem.k_star)
+    scale = max(float(np.max(np.abs(problem.x_star), initial=0.0)), 1.0)
+    best = 0.0
+    for pair in range(n_pairs):
+        r = radius if radius is not None else scale * 10.0 ** rng.uniform(-2.0, 0.0)
+        x, support = sparse_point_near_star(problem, size, r, rng)
+        if pair % 2 == 0:  # finite difference along a sparse direction inside the same support
+            x2 = x.copy()
+            u = (x[support] - problem.x_star[support]) / r + 1e-3 * rng.uniform(-1.0, 1.0, support.size)
+            x2[support] = problem.x_star[support] + r * np.clip(u, -1.0, 1.0)
+        else:
+            x2, _ = sparse_point_near_star(problem, size, r, rng)
+        gap = float(np.linalg.norm(x - x2))
+        if gap > 0:
+            D = problem.hessian(x) - problem.hessian(x2)
+            best = max(best, float(np.max(np.abs(np.linalg.eigvalsh(0.5 * (D + D.T))))) / gap)
+    return constant(best, SAMPLED_LOWER, sparsity=sparsity, n_pairs=n_pairs)
+
+
+def logistic_hessian_lipschitz_bound(X: np.ndarray, sparsity: int | None = None,
+                                     scale: float | None = None) -> dict[str, Any]:
+    """Upper bound of M for f(w) = scale·Σ_i log(1 + exp(−y_i x_iᵀw)) (+ any quadratic term), y_i = ±1.
+
+    Notes
+    -----
+    ∇²f(w) = scale·Σ_i σ'(z_i) x_i x_iᵀ with z_i = y_i x_iᵀw and σ' = σ(1 − σ), an even function with
+    |σ''| = |σ(1−σ)(1−2σ)| ≤ 1/(6√3). Hence |σ'(z_i) − σ'(z'_i)| ≤ |x_iᵀ(w − w')|/(6√3), and since
+    −Σ c_i x_i x_iᵀ ⪯ Σ (σ'(z_i) − σ'(z'_i)) x_i x_iᵀ ⪯ Σ c_i x_i x_iᵀ for c_i ≥ |σ'(z_i) − σ'(z'_i)|,
+
+        ‖∇²f(w) − ∇²f(w')‖₂ ≤ scale/(6√3) · max_i ‖x_i‖_(s) · λ_max(XᵀX) · ‖w − w'‖₂,
+
+    where ‖x_i‖_(s) is the norm of the s largest-magnitude entries of row x_i (|x_iᵀu| ≤ ‖x_i‖_(s)‖u‖ for
+    s-sparse u; s = ``sparsity`` = 2k + k* for paper A4, all entries when None). ``scale`` defaults to 1/n.
+    """
+    n, d = X.shape
+    scale = 1.0 / n if scale is None else scale
+    s = d if sparsity is None else min(sparsity, d)
+    top = np.sort(np.abs(X), axis=1)[:, d - s:]
+    row_norm = float(np.sqrt((top**2).sum(axis=1)).max())
+    gram_max = float(scipy.linalg.svdvals(X)[0] ** 2)
+    return constant(scale * row_norm * gram_max / (6.0 * np.sqrt(3.0)), UPPER, sparsity=s)
+
+
+# ------------------------------------------------------------------------------------ instance constants
+def sparsity_levels(k: int, k_star: int) -> dict[str, int]:
+    """The sparsities at which the RIP theorems need δ_s: k*, 2k, 3k, 4k and 2k + k*."""
+    return {"k_star": k_star, "2k": 2 * k, "3k": 3 * k, "4k": 4 * k, "2k_plus_k_star": 2 * k + k_star}
+
+
+def spectral_constants(problem: Problem) -> dict[str, dict[str, Any]]:
+    """μ = λ_min(∇²f), L = λ_max(∇²f), κ = L/μ: exact for a constant Hessian, else estimates at x*."""
+    def compute() -> dict[str, dict[str, Any]]:
+        w = scipy.linalg.eigvalsh(problem.hessian(problem.x_star))
+        how = EXACT if problem.hessian_is_constant else ESTIMATE
+        return {"mu": constant(w[0], how), "L": constant(w[-1], how),
+                "condition_number": constant(w[-1] / w[0] if w[0] > 0 else np.inf, how)}
+    return cached(problem, ("spectral",), compute)
+
+
+def sparse_spectrum_of(problem: Problem, s: int, max_supports: int = MAX_SUPPORTS,
+                       n_samples: int = N_SAMPLES) -> SparseSpectrum:
+    """`sparse_spectrum` of ∇²f(x*) at sparsity min(s, d) (AᵀA for least squares), cached per instance."""
+    s = min(s, problem.d)
+    spectral = spectral_constants(problem)
+    return cached(problem, ("sparse_spectrum", s, max_supports, n_samples), lambda: sparse_spectrum(
+        problem.hessian(problem.x_star), s, rng=default_rng(problem, s), max_supports=max_supports,
+        n_samples=n_samples, global_extremes=(spectral["mu"]["value"], spectral["L"]["value"])))
+
+
+def analytic_constants_of(problem: Problem, k: int) -> dict[str, dict[str, Any]]:
+    """Labelled constants the problem derives itself (``problem.analytic_constants(k)``), renamed so that an
+    upper bound of X is ``X_upper``, a lower bound ``X_lower`` and an exact value ``X``."""
+    method = getattr(problem, "analytic_constants", None)
+    if method is None:
+        return {}
+    suffix = {EXACT: "", UPPER: "_upper", LOWER: "_lower"}
+    entries = cached(problem, ("analytic", k), lambda: dict(method(k)))
+    return {name + suffix[e["how"]]: e for name, e in entries.items() if e["how"] in suffix}
+
+
+def restricted_smoothness_of(problem: Problem, k: int, **options: Any) -> dict[str, dict[str, Any]]:
+    """Paper A3 constant L at budget k: exact / sampled + certified upper bound for a constant Hessian, an
+    estimate at x* otherwise; analytic values of the problem override."""
+    if k >= problem.d:
+        out = {"L_restricted": constant(0.0, EXACT, sparsity=0)}
+    else:
+        spectrum = sparse_spectrum_of(problem, problem.d - k, **options)
+        how = (EXACT if spectrum.exact else SAMPLED_LOWER) if problem.hessian_is_constant else ESTIMATE
+        out = {"L_restricted": constant(spectrum.lambda_max, how, sparsity=spectrum.sparsity)}
+        if problem.hessian_is_constant and not spectrum.exact:
+            out["L_restricted_upper"] = constant(spectrum.lambda_max_upper, UPPER, sparsity=spectrum.sparsity)
+    analytic = analytic_constants_of(problem, k)
+    return out | {name: e for name, e in analytic.items() if name.startswith("L_restricted")}
+
+
+def hessian_lipschitz_of(problem: Problem, k: int, n_pairs: int = N_PAIRS) -> dict[str, dict[str, Any]]:
+    """Paper A4 constant M at sparsity 2k + k*: 0 (exact) for a constant Hessian; otherwise the problem's
+    analytic value if any, plus a sampled lower bound (`sampled_hessian_lipschitz`)."""
     if problem.hessian_is_constant:
-        out["M"] = constant(0.0, "exact")
+        return {"M": constant(0.0, EXACT)}
+    sparsity = 2 * k + problem.k_star
+    out = {"M": cached(problem, ("M_sampled", sparsity, n_pairs),
+                       lambda: sampled_hessian_lipschitz(problem, sparsity, n_pairs))}
+    analytic = analytic_constants_of(problem, k)
+    return out | {name: e for name, e in analytic.items() if name in ("M", "M_upper")}
+
+
+def rip_constants_of(problem: Problem, k: int, **options: Any) -> dict[str, dict[str, Any]]:
+    """λ_min, λ_max, δ and κ of the s-sparse principal submatrices of AᵀA at every level of
+    `sparsity_levels`, plus mutual coherence and the eigenvalues on the true support."""
+    out: dict[str, dict[str, Any]] = {}
+    for tag, s in sparsity_levels(k, problem.k_star).items():
+        spec = sparse_spectrum_of(problem, s, **options)
+        exact, extra = spec.exact, {"sparsity": spec.sparsity}  # min(s, d): δ_s = δ_d for s ≥ d
+        out[f"lambda_min_{tag}"] = constant(spec.lambda_min, EXACT if exact else SAMPLED_UPPER, **extra)
+        out[f"lambda_max_{tag}"] = constant(spec.lambda_max, EXACT if exact else SAMPLED_LOWER, **extra)
+        delta = rip_entry(spec)
+        out[f"delta_{tag}"] = constant(delta["value"], delta["how"], **extra)
+        out[f"kappa_{tag}"] = constant(spec.lambda_max / spec.lambda_min if spec.lambda_min > 0 else np.inf,
+                                       EXACT if exact else ESTIMATE, **extra)
+        if not exact:
+            out[f"lambda_min_{tag}_lower"] = constant(spec.lambda_min_lower, LOWER, **extra)
+            out[f"lambda_max_{tag}_upper"] = constant(spec.lambda_max_upper, UPPER, **extra)
+            out[f"delta_{tag}_upper"] = constant(delta["upper_bound"], UPPER, **extra)
+    out["coherence"] = constant(mutual_coherence(problem.A), EXACT)
+    star = problem.true_support
+    w = scipy.linalg.eigvalsh(problem.gram[np.ix_(star, star)]) if star.size else np.array([np.nan])
+    out["lambda_min_true_support"] = constant(w[0], EXACT, sparsity=star.size)
+    out["lambda_max_true_support"] = constant(w[-1], EXACT, sparsity=star.size)
     return out
+
+
+def stationarity_of(problem: Problem) -> float:
+    """‖∇f(x*)‖ / max(‖∇f(x0)‖, tiny): ≈ 0 when x* is the unconstrained minimiser (A1 with A2); cached."""
+    def compute() -> float:
+        scale = float(np.linalg.norm(problem.gradient(problem.x0))) if not np.array_equal(problem.x0, problem.x_star) else 1.0
+        return float(np.linalg.norm(problem.gradient(problem.x_star))) / max(scale, np.finfo(float).tiny)
+    return cached(problem, ("stationarity",), compute)
+
+
+def radius_bin(radius: float) -> float:
+    """``radius`` rounded up to the grid 2^(j/4), so local constants are computed for few distinct radii."""
+    return 0.0 if radius <= 0 else 2.0 ** (math.ceil(4.0 * math.log2(radius)) / 4.0)
+
+
+def polynomial_local_constants(problem: Any, k: int, radius: float) -> dict[str, dict[str, Any]]:
+    """Certified μ, M, L_restricted of f = ½‖Ax − y‖² + Σφ(x_i − x*_i) on the ball ‖x − x*‖_∞ ≤ r.
+
+    With φ''(t) = ridge + 2c·t + 3q·t² (c cubic, q quartic): ∇²f(x) = AᵀA + diag(φ''(x − x*)), so on the ball
+    μ ≥ λ_min(AᵀA) + min_{|t|≤r} φ'', A3's L ≤ max_{|S|=d−k} λ_max((AᵀA)_SS) + max_{|t|≤r} φ'' and, since
+    |φ''(t) − φ''(t')| = |t − t'|·|2c + 3q(t + t')|, A4 holds with M = 2|c| + 6q·r (any pair in the ball).
+    """
+    c, q, ridge, r = problem.cubic, problem.quartic, problem.ridge, radius
+    ends = [ridge + 2 * c * t + 3 * q * t * t for t in (-r, r)]
+    vertex = -c / (3 * q) if q > 0 else np.inf
+    low = min(ends + ([ridge - c * c / (3 * q)] if abs(vertex) <= r else []))
+    gram_min = spectral_constants(problem)["mu"]["value"] - ridge          # ∇²f(x*) = AᵀA + ridge·I
+    out = {"mu": constant(gram_min + low, LOWER, radius=r), "M": constant(2 * abs(c) + 6 * q * r, UPPER, radius=r)}
+    gram_max = sparse_spectrum_of(problem, problem.d - k).lambda_max_upper - ridge if k < problem.d else -np.inf
+    out["L_restricted"] = constant(max(gram_max + max(ends), 0.0), UPPER, radius=r)
+    return out
+
+
+def logistic_local_constants(problem: Any, k: int, radius: float) -> dict[str, dict[str, Any]]:
+    """Certified μ, M, L_restricted of ℓ2-regularised logistic regression on the ball ‖x − x*‖₂ ≤ r.
+
+    ∇²f(x) = AᵀSA/n + l2·I with S = diag σ'(a_iᵀx); σ' is even and decreasing in |z|, so on the ball
+    S ⪰ diag σ'(|a_iᵀx*| + ‖a_i‖r) gives μ; σ' ≤ 1/4 gives L ≤ λ_max(AᵀA)/(4n) + l2 (``smoothness``);
+    M is `logistic_hessian_lipschitz_bound` at sparsity 2k + k* (global).
+    """
+    A, n, r = problem.A, problem.A.shape[0], radius
+    p = scipy.special.expit(np.abs(A @ problem.x_star) + np.linalg.norm(A, axis=1) * r)
+    mu = problem.l2 + scipy.linalg.eigvalsh((A.T * (p * (1 - p))) @ A / n, subset_by_index=[0, 0])[0]
+    M = cached(problem, ("logistic_M", k), lambda: logistic_hessian_lipschitz_bound(A, 2 * k + problem.k_star))
+    return {"mu": constant(mu, LOWER, radius=r), "M": constant(M["value"], UPPER, radius=r),
+            "L_restricted": constant(problem.smoothness(), UPPER, radius=r)}
+
+
+def local_constants_of(problem: Problem, k: int, radius: float) -> dict[str, dict[str, Any]]:
+    """Certified constants valid wherever ‖x − x*‖₂ ≤ ``radius`` (rounded up by `radius_bin`), renamed
+    ``mu_lower``, ``M_upper``, ``L_restricted_upper``; from ``problem.local_constants(k, radius)`` when the
+    problem defines it, else for the polynomial-sensing and logistic problems; {} for other problems."""
+    from problems.nonquadratic import LogisticProblem, PolynomialSensingProblem
+
+    r = radius_bin(radius)
+    if hasattr(problem, "local_constants"):
+        compute = lambda: dict(problem.local_constants(k, r))  # noqa: E731
+    elif isinstance(problem, PolynomialSensingProblem):
+        compute = lambda: polynomial_local_constants(problem, k, r)  # noqa: E731
+    elif isinstance(problem, LogisticProblem):
+        compute = lambda: logistic_local_constants(problem, k, r)  # noqa: E731
+    else:
+        return {}
+    suffix = {UPPER: "_upper", LOWER: "_lower", EXACT: ""}
+    entries = cached(problem, ("local", k, r), compute)
+    return {name + suffix[e["how"]]: e for name, e in entries.items() if e["how"] in suffix}
+
+
+def instance_constants(problem: Problem, k: int | None = None, *, max_supports: int = MAX_SUPPORTS,
+                       n_samples: int = N_SAMPLES) -> dict[str, dict[str, Any]]:
+    """All constants of ``problem`` for sparsity budget k (default k*), each labelled (see module docstring).
+
+    Keys: ``k``; ``mu``, ``L``, ``condition_number``; ``L_restricted`` (paper A3) and
+    ``restricted_condition_number`` = L_restricted/μ; ``M`` (paper A4); for least-squares problems the RIP
+    block of `rip_constants_of` (``delta_3k``, ``lambda_min_2k_plus_k_star``, ``coherence``, ...). Cached per
+    (instance, k, options).
+    """
+    k = problem.k_star if k is None else int(k)
+    options = dict(max_supports=max_supports, n_samples=n_samples)
+
+    def compute() -> dict[str, dict[str, Any]]:
+        out = {"k": constant(k, EXACT)} | spectral_constants(problem)
+        out |= {n: e for n, e in analytic_constants_of(problem, k).items() if n in ("mu", "mu_lower", "L", "L_upper")}
+        out |= restricted_smoothness_of(problem, k, **options)
+        mu = out["mu"]["value"]
+        out["restricted_condition_number"] = constant(
+            out["L_restricted"]["value"] / mu if mu > 0 else np.inf,
+            EXACT if out["L_restricted"]["how"] == EXACT == out["mu"]["how"] else ESTIMATE)
+        out |= hessian_lipschitz_of(problem, k)
+        if not problem.hessian_is_constant:  # certified values on the ball through x0
+            out |= local_constants_of(problem, k, float(np.linalg.norm(problem.x0 - problem.x_star)))
+        if "least_squares" in problem.capabilities:
+            out |= rip_constants_of(problem, k, **options)
+        return out
+    return cached(problem, ("instance", k, max_supports, n_samples), compute)

@@ -3,6 +3,8 @@ Gaussian-prior problem (Wu et al., NeurIPS 2024, §4.1, Figure 1a)."""
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from problems.base import LeastSquaresProblem, check
@@ -98,3 +100,54 @@ def make_paper_gaussian_prior(
     params = dict(d=d, k_star=k_star, n=n, init=init)
     return LeastSquaresProblem(name=name, params=params, seed=seed, x_star=x_star, k_star=k_star, x0=x0,
                                A=X, y=X @ x_star, noise_std=0.0)
+
+
+@functools.lru_cache(maxsize=2)
+def digit_images(side: int = 28) -> np.ndarray:
+    """scikit-learn's 1797 handwritten 8×8 digits (shipped inside the package, no download), laid out like
+    MNIST: each digit upscaled bilinearly into the central (side − 8)² box of a side×side black frame
+    (20×20 inside 28×28, as MNIST centres its digits), rescaled to 0–255; faint pixels (< 25% of 255) are
+    zeroed so the images are about as sparse as MNIST's (~150–250 nonzero pixels). Read-only, cached."""
+    import scipy.ndimage
+    from sklearn.datasets import load_digits
+
+    small = load_digits().images / 16.0 * 255.0
+    inner, margin = side - 8, 4
+    images = np.zeros((len(small), side, side))
+    for out, img in zip(images, small):
+        out[margin:margin + inner, margin:margin + inner] = scipy.ndimage.zoom(img, inner / 8, order=1)
+    images = np.clip(images, 0.0, 255.0)
+    images[images < 0.25 * 255.0] = 0.0
+    images.setflags(write=False)
+    return images
+
+
+def make_digit_prior(
+    side: int = 28,
+    n_factor: float = 2.0,
+    init: str = "uniform",
+    seed: int = 0,
+    name: str = "paper_digits",
+) -> LeastSquaresProblem:
+    """The I-OBS paper's MNIST-prior problem (§4.1, Figure 1b), with scikit-learn's digits standing in for MNIST.
+
+    θ* is a digit image chosen by ``seed`` (raw 0–255 values, flattened, d = side²; k* = its number of
+    nonzero pixels); X ∈ ℝ^{n×d} with n = n_factor·d and X_ij ~ N(0, 1/n); noiseless y = Xθ*. The paper uses
+    random MNIST training images (d = 784, n = 1568); no MNIST copy ships inside a registry package, so we
+    upscale scikit-learn's 8×8 digits to 28×28 (see `digit_images`) — the README and figure caption say so.
+    """
+    check(isinstance(side, (int, np.integer)) and 16 <= side <= 64, f"side={side} must be an integer in [16, 64]")
+    check(n_factor > 0, f"n_factor={n_factor} must be > 0")
+    check(init in ("uniform", "zeros"), f"init={init!r} must be 'uniform' or 'zeros'")
+    rng = np.random.default_rng(seed)
+    images = digit_images(side)
+    index = int(rng.integers(len(images)))
+    x_star = images[index].ravel()
+    d = x_star.size
+    n = int(round(n_factor * d))
+    X = rng.standard_normal((n, d)) / np.sqrt(n)
+    bound = 1.0 / np.sqrt(d)
+    x0 = rng.uniform(-bound, bound, size=d) if init == "uniform" else np.zeros(d)
+    params = dict(side=side, n_factor=n_factor, n=n, d=d, init=init, image_index=index)
+    return LeastSquaresProblem(name=name, params=params, seed=seed, x_star=x_star,
+                               k_star=int(np.count_nonzero(x_star)), x0=x0, A=X, y=X @ x_star, noise_std=0.0)

@@ -32,3 +32,39 @@ def least_squares_on_support(A: np.ndarray, y: np.ndarray, support: np.ndarray) 
         coef, *_ = scipy.linalg.lstsq(A[:, support], y, lapack_driver="gelsy", check_finite=False)
         x[support] = coef
     return x
+
+
+def cholesky_factor(H: np.ndarray, damping: float = 0.0) -> tuple[np.ndarray, bool]:
+    """Cholesky factor of H + damping·I in the form `scipy.linalg.cho_solve` takes.
+
+    Raises `numpy.linalg.LinAlgError` when the (damped) matrix is not positive definite, including when it is
+    numerically singular: a singular PSD matrix (e.g. AᵀA with fewer rows than columns) often factorises in
+    floating point with a pivot of rounding size, and its solves are then meaningless. Since
+    cond(M) ≥ (max pivot / min pivot)², a squared pivot ratio below d·eps flags that case. Callers turn the
+    error into a message naming the fix.
+    """
+    M = H + damping * np.eye(H.shape[0]) if damping else H
+    factor = scipy.linalg.cho_factor(M, lower=True)
+    pivots = np.diag(factor[0]) ** 2
+    if pivots.min() <= M.shape[0] * np.finfo(float).eps * pivots.max():
+        raise np.linalg.LinAlgError("matrix is numerically singular")
+    return factor
+
+
+def quadratic_model_on_support(H: np.ndarray, b: np.ndarray, support: np.ndarray) -> np.ndarray:
+    """argmin_{supp(x) ⊆ Q} ½xᵀHx − bᵀx = H_QQ⁻¹ b_Q, as a dense d-vector with exact zeros off Q.
+
+    With b = Hθ⁺ this is the minimiser of the quadratic model ½(x − θ⁺)ᵀH(x − θ⁺) over vectors supported on
+    Q, i.e. the OBS-corrected weights (I − H⁻¹H^S)θ⁺ with S = [d] \\ Q (Wu et al. 2024, proof of Lemma 2).
+    H_QQ is a principal submatrix of a positive definite H, hence positive definite itself.
+    """
+    x = np.zeros(b.shape[0])
+    if support.size:
+        factor = scipy.linalg.cho_factor(H[np.ix_(support, support)], lower=True)
+        x[support] = scipy.linalg.cho_solve(factor, b[support])
+    return x
+
+
+def minibatch_rows(rng: np.random.Generator, n: int, batch_size: int) -> np.ndarray:
+    """Indices of a minibatch: ``batch_size`` distinct rows of ``n``, uniformly at random."""
+    return rng.choice(n, size=batch_size, replace=False)

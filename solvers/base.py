@@ -82,7 +82,7 @@ class Trace:
                bound: float = float("nan"), bound_note: str = "") -> dict[str, Any]:
         support = support_of(x)
         true_support = self.problem.true_support
-        distance = float(np.linalg.norm(x - self.problem.x_star))
+        distance = float(np.linalg.norm(x - self.problem.x_star))  # NaN when the truth is unknown
         with np.errstate(all="ignore"):
             objective = float(self.problem.objective(x))
         row = dict(
@@ -92,7 +92,7 @@ class Trace:
             distance=distance,
             rel_error=distance / self.norm_star if self.norm_star > 0 else distance,
             support_recall=(np.intersect1d(support, true_support).size / true_support.size
-                            if true_support.size else 1.0),
+                            if true_support.size else (1.0 if self.problem.has_truth else float("nan"))),
             support_size=int(support.size),
             step_size=float(step_size),
             bound=float(bound),
@@ -174,8 +174,14 @@ class Solver:
         return int(k)
 
     def bound(self, problem: Problem, previous_error: float, iteration: int) -> tuple[float, str]:
-        """The theory's bound on ‖x_{t} − x*‖ given ‖x_{t−1} − x*‖; NaN and a reason when there is none."""
-        return float("nan"), "no bound implemented for this solver"
+        """The theory's bound on ‖x_{t} − x*‖ given ‖x_{t−1} − x*‖; NaN and a reason when there is none.
+
+        Delegates to `solvers.bounds.bound_for` (theorem per solver name, assumptions checked on the
+        instance's constants, which are computed once per problem and cached).
+        """
+        from solvers.bounds import bound_for  # lazy: bounds imports problems.conditioning
+
+        return bound_for(self, problem, previous_error)
 
     def run(self, problem: Problem, callbacks: Iterable[Callback] = ()) -> Result:
         raise NotImplementedError
@@ -264,7 +270,7 @@ class IterativeSolver(Solver):
             return _finish(problem, trace, None, "error", f"{type(exc).__name__}: {exc}", 0, 0.0)
         elapsed += time.perf_counter() - tic
         trace.record(0, state.x, elapsed)
-        blowup = self.divergence_factor * max(trace.first_distance, trace.norm_star, 1.0)
+        blowup = self.divergence_factor * np.nanmax([trace.first_distance, trace.norm_star, 1.0])
         status, message, iteration = "max_iter", "", 0
         for iteration in range(1, self.max_iter + 1):
             previous = state.x

@@ -1,12 +1,17 @@
-"""Greedy pursuit methods for least squares: CoSaMP (and, in the same family, SP and OMP)."""
+"""Greedy pursuit methods for least squares: CoSaMP, Subspace Pursuit and Orthogonal Matching Pursuit."""
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
+import scipy.linalg
 
 from problems.base import Problem
 from solvers._kernels import hard_threshold, least_squares_on_support, top_k_indices
 from solvers.base import IterativeSolver, State
+
+log = logging.getLogger(__name__)
 
 
 class CoSaMP(IterativeSolver):
@@ -33,3 +38,99 @@ class CoSaMP(IterativeSolver):
         merged = np.union1d(top_k_indices(proxy, 2 * self.k_), np.flatnonzero(state.x))
         b = least_squares_on_support(problem.A, problem.y, merged)
         return State(x=hard_threshold(b, self.k_))
+
+
+class SubspacePursuit(IterativeSolver):
+    """Subspace pursuit (Dai & Milenkovic 2009, Algorithm 1).
+
+    Notes
+    -----
+    With T = supp(x_t) and residual r = y − Ax_t:
+
+    1. T̃ = T ∪ supp T_k(Aᵀr)                         (expand, |T̃| ≤ 2k)
+    2. b = argmin_{supp(b) ⊆ T̃} ‖Ab − y‖², T' = supp T_k(b)
+    3. x' = argmin_{supp(z) ⊆ T'} ‖Az − y‖²            (re-fit on the pruned support)
+    4. if ‖y − Ax'‖ > ‖r‖ keep x_t (the authors' halting rule), else x_{t+1} = x'
+
+    From x_0 = 0 the first iteration is the paper's initialisation T⁰ = supp T_k(Aᵀy). Halting returns the
+    same point, so the base loop stops with status ``ok``. Needs a least-squares problem.
+    """
+
+    name = "sp"
+    references = ("Dai & Milenkovic 2009, Subspace pursuit for compressive sensing signal reconstruction",)
+    requires = frozenset({"least_squares"})
+
+    def step(self, problem: Problem, state: State) -> State:
+        A, y, x = problem.A, problem.y, state.x
+        residual = problem.residual(x)
+        expanded = np.union1d(np.flatnonzero(x), top_k_indices(-A.T @ residual, self.k_))
+        b = least_squares_on_support(A, y, expanded)
+        x_new = least_squares_on_support(A, y, np.sort(top_k_indices(b, self.k_)))
+        if np.linalg.norm(problem.residual(x_new)) > np.linalg.norm(residual):
+            return State(x=x)
+        return State(x=x_new)
+
+
+class OMP(IterativeSolver):
+    """Orthogonal matching pursuit (Pati, Rezaiifar & Krishnaprasad 1993), one atom per iteration.
+
+    Notes
+    -----
+    With active set Λ (|Λ| = t) and residual r = y − Ax_t:
+
+    1. j = argmax_{i ∉ Λ} |a_iᵀ r|,  Λ ← Λ ∪ {j}
+    2. x_{t+1} = argmin_{supp(z) ⊆ Λ} ‖y − Az‖², i.e. G_ΛΛ z_Λ = (Aᵀy)_Λ with G = AᵀA
+
+    The Cholesky factor L of G_ΛΛ is extended by one row per atom, Lw = A_Λᵀa_j, ℓ = √(‖a_j‖² − ‖w‖²)
+    (the update of scikit-learn's ``_cholesky_omp``), so an iteration costs O(md + t²) instead of a fresh
+    least-squares solve. OMP always starts from the empty support (``problem.x0`` is not used). After k atoms,
+    or when the residual is orthogonal to every column up to rounding (the best correlation is an active
+    column's), or when a new column is numerically dependent on the active ones, the point no longer changes
+    and the base loop stops with status ``ok``.
+    Needs a least-squares problem.
+    """
+
+    name = "omp"
+    references = ("Pati, Rezaiifar & Krishnaprasad 1993, Orthogonal matching pursuit",
+                  "Tropp & Gilbert 2007, Signal recovery from random measurements via orthogonal matching pursuit")
+    requires = frozenset({"least_squares"})
+
+    def init(self, problem: Problem) -> State:
+        A, y = problem.A, problem.y
+        cache = dict(L=np.zeros((self.k_, self.k_)), active=[], Aty=A.T @ y, residual=np.array(y, copy=True))
+        return State(x=np.zeros(problem.d), cache=cache)
+
+    def step(self, problem: Problem, state: State) -> State:
+        A, cache = problem.A, state.cache
+        active, L = cache["active"], cache["L"]
+        n = len(active)
+        if n == self.k_:
+            return State(x=state.x, cache=cache)
+        correlation = np.abs(A.T @ cache["residual"])
+        j = int(np.argmax(correlation))
+        # Active columns are orthogonal to the residual up to rounding; if one of them still wins, so is
+        # every other column (scikit-learn's stopping rule, which keeps the two selections identical).
+        if j in active or correlation[j] <= np.finfo(float).tiny:
+            log.info("OMP stopped after %d atoms: the residual is orthogonal to all columns", n)
+            return State(x=state.x, cache=cache)
+        if not self._extend_cholesky(L, A[:, active], A[:, j], n):
+            return State(x=state.x, cache=cache)
+        active.append(j)
+        coef = scipy.linalg.cho_solve((L[:n + 1, :n + 1], True), cache["Aty"][active])
+        x = np.zeros(problem.d)
+        x[active] = coef
+        cache["residual"] = problem.y - A[:, active] @ coef
+        return State(x=x, cache=cache)
+
+    @staticmethod
+    def _extend_cholesky(L: np.ndarray, A_active: np.ndarray, atom: np.ndarray, n: int) -> bool:
+        """Append row n of the Cholesky factor of the active Gram matrix; False if ``atom`` is dependent."""
+        norm2 = float(atom @ atom)
+        w = scipy.linalg.solve_triangular(L[:n, :n], A_active.T @ atom, lower=True) if n else np.zeros(0)
+        pivot = norm2 - float(w @ w)
+        if pivot <= np.finfo(float).eps * norm2:
+            log.warning("OMP stopped after %d atoms: the next column is linearly dependent on the active ones", n)
+            return False
+        L[n, :n] = w
+        L[n, n] = np.sqrt(pivot)
+        return True

@@ -200,7 +200,7 @@ def test_parameters_are_validated_before_running():
     with pytest.raises(SolverConfigError, match="max_subsets"):
         make_solver("iobs_exact").run(problem)
     for name, params in [("topk_iobs", dict(damping=-1.0)), ("topk_iobs", dict(newton_step=0.0)),
-                         ("iobs_obs", dict(support="random")), ("stochastic_iobs", dict(batch_size=41)),
+                         ("iobs_obs", dict(support="random")), ("stochastic_iobs", dict(batch_size=0)),
                          ("stochastic_iobs", dict(lam=-1.0))]:
         with pytest.raises(SolverConfigError):
             make_solver(name, **params).run(problem)

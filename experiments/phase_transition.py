@@ -1,0 +1,81 @@
+"""Experiment kind ``phase_transition``: Donoho–Tanner phase diagrams of one solver on a (δ, ρ) grid.
+
+δ = m/d (undersampling) on the x axis, ρ = k/m (sparsity) on the y axis. One Hydra job runs the whole grid of
+one (solver, problem) configuration: every cell solves ``trials`` independent instances with joblib workers
+(one BLAS thread each) and stores the final row of each trial in one parquet file per cell, so a rerun only
+computes the missing cells. Hydra multirun sweeps the outer axes (solver, ensemble); the report draws the
+success-probability heat maps with the fitted 50% curves and the ℓ1 weak threshold, and a comparison figure.
+
+    obsbench experiment=phase_transition                                      # d=50, 6x6 grid, 5 trials
+    obsbench -m experiment=phase_transition solver=basis_pursuit,iht,cosamp
+    obsbench experiment=phase_transition problem.d=200 experiment.deltas=15 experiment.rhos=15 experiment.trials=20
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pandas as pd
+from joblib import Parallel, delayed
+from omegaconf import DictConfig
+from tqdm.auto import tqdm
+
+from experiments.donoho_tanner import weak_threshold_curve
+from experiments.phase_grid import CELL_COLUMNS, Rule, plan_cells, solve_cell
+from experiments.results import ResultStore, load
+from experiments.runner import results_root
+from experiments.summary import config_groups
+from experiments.transition_fit import transition_curves
+from plots.phase import phase_diagram_figure, transition_comparison_figure
+from plots.style import save
+
+log = logging.getLogger(__name__)
+
+
+def run(cfg: DictConfig) -> pd.DataFrame:
+    """Run (or resume) the job's grid and return the final rows of every trial of every cell."""
+    cells = plan_cells(cfg)
+    rule = Rule(str(cfg.experiment.success), float(cfg.experiment.success_tol))
+    store = ResultStore(results_root(cfg))
+    pending = [cell for cell in cells if not store.has(cell.run_id)]
+    log.info("phase diagram of %s: %d cells x %d trials, %d cells already stored", cfg.solver._target_,
+             len(cells), cfg.experiment.trials, len(cells) - len(pending))
+    if pending:
+        workers = Parallel(n_jobs=int(cfg.experiment.n_jobs), return_as="generator_unordered")
+        results = workers(delayed(solve_cell)(cell, str(cfg.experiment.name), rule) for cell in pending)
+        for frame in tqdm(results, total=len(pending), unit="cell", desc="phase diagram",
+                          disable=not cfg.experiment.progress, mininterval=0.5):
+            store.write(str(frame["run_id"].iloc[0]), frame)
+    return load(store.root, [cell.run_id for cell in cells])
+
+
+def success_table(frame: pd.DataFrame, rule: Rule) -> pd.DataFrame:
+    """One row per (configuration, cell): nominal δ and ρ, sizes, actual m/d and k/m, trials, successes, rate.
+
+    Success is recomputed from the stored error and support columns with ``rule``, so a report can change
+    the criterion without rerunning.
+    """
+    rows = frame.assign(success=rule.apply(frame), group=config_groups(frame, exclude=CELL_COLUMNS))
+    table = rows.groupby(["group", "solver", "p_delta", "p_rho", "p_d", "p_m", "p_k_star"], sort=True).agg(
+        trials=("success", "size"), successes=("success", "sum"), median_time_s=("time_s", "median"))
+    table = table.reset_index().rename(columns={"p_delta": "delta", "p_rho": "rho", "p_d": "d", "p_m": "m",
+                                                "p_k_star": "k"})
+    return table.assign(delta_actual=table["m"] / table["d"], rho_actual=table["k"] / table["m"],
+                        success_rate=table["successes"] / table["trials"])
+
+
+def report(frame: pd.DataFrame, out_dir: Path, cfg: DictConfig) -> list[Path]:
+    """Per-cell success table and 50% curves (CSV, logged), the phase diagram(s) and the comparison figure."""
+    rule = Rule(str(cfg.experiment.success), float(cfg.experiment.success_tol))
+    cells = success_table(frame, rule)
+    curves = transition_curves(cells)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    cells.to_csv(out_dir / "phase_cells.csv", index=False)
+    curves.to_csv(out_dir / "phase_transition.csv", index=False)
+    log.info("50%% success curves (success: %s; logistic fit in rho at each delta, +- standard error)\n%s", rule,
+             curves.drop(columns=["low", "high"]).to_string(index=False, float_format=lambda v: f"{v:.3g}"))
+    log.info("table: %s", out_dir / "phase_transition.csv")
+    theory = weak_threshold_curve()
+    paths = save(phase_diagram_figure(cells, curves, theory, rule=str(rule)), out_dir / "phase_diagram")
+    return paths + save(transition_comparison_figure(curves, theory, rule=str(rule)), out_dir / "phase_comparison")
