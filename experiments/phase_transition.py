@@ -13,6 +13,7 @@ success-probability heat maps with the fitted 50% curves and the ℓ1 weak thres
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 
@@ -24,7 +25,7 @@ from tqdm.auto import tqdm
 from experiments.donoho_tanner import weak_threshold_curve
 from experiments.phase_grid import CELL_COLUMNS, Rule, plan_cells, solve_cell
 from experiments.results import ResultStore, load
-from experiments.runner import results_root
+from experiments.runner import resolved, results_root
 from experiments.summary import config_groups
 from experiments.transition_fit import transition_curves
 from plots.phase import phase_diagram_figure, transition_comparison_figure
@@ -33,17 +34,40 @@ from plots.style import save
 log = logging.getLogger(__name__)
 
 
+def workers(cfg: DictConfig) -> int:
+    """``experiment.n_jobs``, validated (a non-zero integer; −1 means every core)."""
+    n_jobs = cfg.experiment.n_jobs
+    if isinstance(n_jobs, bool) or not isinstance(n_jobs, int) or n_jobs == 0:
+        raise ValueError(f"experiment.n_jobs={n_jobs!r} must be a non-zero integer (-1: every core)")
+    return n_jobs
+
+
+def validate(cfg: DictConfig, checked: set[str] | None = None) -> None:
+    """The sweep validator (``experiment.validate``): the success rule, the worker count, the grid, and one
+    probe instance of the problem and solver; raises a one-line ``ValueError`` before anything runs."""
+    key = json.dumps([resolved(cfg.problem), resolved(cfg.solver), resolved(cfg.experiment)], sort_keys=True,
+                     default=str)
+    if checked is not None and key in checked:
+        return
+    Rule(str(cfg.experiment.success), float(cfg.experiment.success_tol))
+    workers(cfg)
+    plan_cells(cfg)
+    if checked is not None:
+        checked.add(key)
+
+
 def run(cfg: DictConfig) -> pd.DataFrame:
     """Run (or resume) the job's grid and return the final rows of every trial of every cell."""
     cells = plan_cells(cfg)
     rule = Rule(str(cfg.experiment.success), float(cfg.experiment.success_tol))
+    n_jobs = workers(cfg)
     store = ResultStore(results_root(cfg))
     pending = [cell for cell in cells if not store.has(cell.run_id)]
     log.info("phase diagram of %s: %d cells x %d trials, %d cells already stored", cfg.solver._target_,
              len(cells), cfg.experiment.trials, len(cells) - len(pending))
     if pending:
-        workers = Parallel(n_jobs=int(cfg.experiment.n_jobs), return_as="generator_unordered")
-        results = workers(delayed(solve_cell)(cell, str(cfg.experiment.name), rule) for cell in pending)
+        parallel = Parallel(n_jobs=n_jobs, return_as="generator_unordered")
+        results = parallel(delayed(solve_cell)(cell, str(cfg.experiment.name), rule) for cell in pending)
         for frame in tqdm(results, total=len(pending), unit="cell", desc="phase diagram",
                           disable=not cfg.experiment.progress, mininterval=0.5):
             store.write(str(frame["run_id"].iloc[0]), frame)

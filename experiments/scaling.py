@@ -15,6 +15,7 @@ The exponent is the least-squares slope β of log t = α + β log d through the 
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -68,11 +69,22 @@ def plan_specs(cfg: DictConfig) -> list[RunSpec]:
             for d in dimensions(exp.dims) for r in range(repeats)]
 
 
+def validate(cfg: DictConfig, checked: set[str] | None = None) -> list[RunSpec]:
+    """The sweep validator (``experiment.validate``): build every (d, seed) instance and the solver, so a
+    config error at any d (e.g. k* > m) raises a one-line ``ValueError`` before the first timing."""
+    specs = plan_specs(cfg)
+    key = json.dumps([[spec.problem, spec.solver, spec.seed] for spec in specs], sort_keys=True, default=str)
+    if checked is None or key not in checked:
+        for spec in specs:
+            prepare(spec)
+    if checked is not None:
+        checked.add(key)
+    return specs
+
+
 def run(cfg: DictConfig) -> pd.DataFrame:
     """Run (or read back) every (d, seed) of the job's solver, smallest d first; returns all their rows."""
-    specs = plan_specs(cfg)
-    for spec in specs:  # surface every config error (e.g. k* > m at some d) before the first timing
-        prepare(spec)
+    specs = validate(cfg)
     store = ResultStore(results_root(cfg))
     if cfg.experiment.warmup and not all(store.has(spec.run_id) for spec in specs):
         problem, solver = prepare(specs[0])

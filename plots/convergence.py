@@ -47,6 +47,12 @@ def plot_convergence(frame: pd.DataFrame, metric: str = "distance", ax: Axes | N
         return ax
     for solver, rows in frame.groupby("solver", sort=True):
         color, label = solver_color(solver), solver_label(solver)
+        failed = rows.groupby("run_id")["status"].last().eq("error")
+        if failed.all():  # nothing to draw: say why in the legend instead of drawing the start point
+            reason = str(rows["message"].iloc[-1]).rsplit(";", 1)[-1].strip()  # the fix is stated last
+            ax.plot([], [], ls="none", marker="x", color=color, label=f"{label}: error ({reason[:50]})")
+            continue
+        rows = rows[~rows["run_id"].isin(failed.index[failed])]
         if rows.groupby("run_id").size().max() == 1:  # a direct solver: only its final point exists
             level = max(float(rows[metric].median()), floor)
             ax.axhline(level, color=color, ls="--", lw=1.2, label=f"{label} (final point, {len(rows)} runs)")
@@ -84,10 +90,15 @@ def convergence_figure(frame: pd.DataFrame, title: str = "") -> Figure:
         fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
         plot_convergence(frame, "distance", ax=left)
         plot_convergence(frame, "objective", ax=right, bounds=False)
-        if right.get_legend() is not None:
-            right.get_legend().remove()
+        handles, labels = left.get_legend_handles_labels()
+        for ax in (left, right):
+            if ax.get_legend() is not None:
+                ax.get_legend().remove()
+        columns = min(3, max(1, len(labels)))
+        rows = -(-len(labels) // columns)
+        fig.legend(handles, labels, loc="lower center", ncol=columns, frameon=False)
         instance = describe_instance(frame)
         if title or instance:
             fig.suptitle(f"{title} ({instance})" if instance else title)
-        fig.tight_layout()
+        fig.tight_layout(rect=(0, 0.045 * rows + 0.02, 1, 1))
     return fig

@@ -63,12 +63,18 @@ class IHT(IterativeSolver):
         return State(x=hard_threshold(state.x - eta * problem.gradient(state.x), self.k_), step_size=eta)
 
 
+def minibatch_generator(problem: Problem, seed: int | None) -> np.random.Generator:
+    """The minibatch RNG of a run: from ``seed``, or, when None, from the problem's seed (so a sweep over
+    ``seed`` draws different minibatches, and the same run is reproducible)."""
+    return np.random.default_rng([problem.seed, 0x5EED] if seed is None else seed)
+
+
 def minibatch_size(problem: Problem, batch_size: Any, seed: Any) -> int:
     """Check the minibatch parameters shared by the stochastic solvers and return the batch size used:
     ``batch_size`` capped at the number of samples (a batch of all rows is the full gradient)."""
     if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
         raise SolverConfigError(f"batch_size={batch_size} must be an integer >= 1")
-    if not isinstance(seed, (int, np.integer)) or seed < 0:
+    if seed is not None and (not isinstance(seed, (int, np.integer)) or seed < 0):
         raise SolverConfigError(f"seed={seed} must be a non-negative integer")
     return int(min(batch_size, problem.n_samples))
 
@@ -87,8 +93,9 @@ class StochasticIHT(IHT):
     batch_size : int
         Rows per minibatch, drawn without replacement, a fresh draw every iteration (capped at the number of
         samples; the size used is ``batch_size_``).
-    seed : int
-        Seed of the run's own ``np.random.Generator`` for the minibatches (the same seed gives the same run).
+    seed : int, optional
+        Seed of the run's own ``np.random.Generator`` for the minibatches (the same seed gives the same run);
+        None derives it from the problem's seed, so a sweep over seeds also varies the minibatches.
     step_size, step_scale, **common
         As in `IHT` (default η = step_scale / L with L the full-batch smoothness constant).
 
@@ -104,7 +111,7 @@ class StochasticIHT(IHT):
                   "Wu et al. 2024, The Iterative Optimal Brain Surgeon, §3.3")
     requires = frozenset({"finite_sum"})
 
-    def __init__(self, *, batch_size: int = 32, seed: int = 0, **common: Any):
+    def __init__(self, *, batch_size: int = 32, seed: int | None = None, **common: Any):
         super().__init__(**common)
         self.batch_size = batch_size
         self.seed = seed
@@ -115,7 +122,7 @@ class StochasticIHT(IHT):
 
     def init(self, problem: Problem) -> State:
         state = super().init(problem)
-        state.cache["rng"] = np.random.default_rng(self.seed)
+        state.cache["rng"] = minibatch_generator(problem, self.seed)
         return state
 
     def step(self, problem: Problem, state: State) -> State:

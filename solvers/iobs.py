@@ -24,7 +24,7 @@ import scipy.linalg
 from problems.base import Problem
 from solvers._kernels import cholesky_factor, hard_threshold, quadratic_model_on_support, top_k_indices
 from solvers.base import IterativeSolver, SolverConfigError, State, _positive
-from solvers.hard_thresholding import minibatch_gradient, minibatch_size
+from solvers.hard_thresholding import minibatch_generator, minibatch_gradient, minibatch_size
 
 REFERENCE = "Wu, Modoranu, Safaryan, Kuznedelev & Alistarh 2024, The Iterative Optimal Brain Surgeon"
 SUPPORT_RULES = ("greedy", "topk")
@@ -311,8 +311,8 @@ class StochasticIOBS(IterativeSolver):
     lam : float, optional
         λ of the Hessian over-approximation ∇²f ⪯ λI + E[ggᵀ/‖g‖] (eq. 14); ``None`` uses L = smoothness(),
         for which (14) holds under L-smoothness.
-    seed : int
-        Seed of the run's own minibatch generator.
+    seed : int, optional
+        Seed of the run's own minibatch generator; None derives it from the problem's seed.
     **common
         ``k``, ``max_iter``, ``tol``, ``time_budget``, ``divergence_factor`` of `IterativeSolver`.
 
@@ -328,7 +328,7 @@ class StochasticIOBS(IterativeSolver):
     references = (REFERENCE + ", App. B.1, Lemma 4",)
     requires = frozenset({"finite_sum"})
 
-    def __init__(self, *, batch_size: int = 32, lam: float | None = None, seed: int = 0, **common: Any):
+    def __init__(self, *, batch_size: int = 32, lam: float | None = None, seed: int | None = None, **common: Any):
         super().__init__(**common)
         self.batch_size = batch_size
         self.lam = lam
@@ -344,7 +344,7 @@ class StochasticIOBS(IterativeSolver):
         self.lam_ = float(self.lam) if self.lam is not None else problem.smoothness()
         if not np.isfinite(self.lam_) or self.lam_ <= 0:
             raise SolverConfigError(f"the default lam = L is not positive (L={self.lam_:.3g}); set lam")
-        state.cache["rng"] = np.random.default_rng(self.seed)
+        state.cache["rng"] = minibatch_generator(problem, self.seed)
         return state
 
     def step(self, problem: Problem, state: State) -> State:

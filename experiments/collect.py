@@ -1,0 +1,71 @@
+"""``obsbench-collect ROOT``: aggregate every run under a results root into one table, a CSV and a short
+markdown report (per experiment, problem and solver: runs, success rate, iterations, time, statuses).
+
+    obsbench-collect results                 # writes results/collected.csv, summary.csv, report.md
+    obsbench-collect results --out reports/  # somewhere else
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from experiments.results import final_rows, load
+from experiments.summary import summarise
+
+log = logging.getLogger(__name__)
+
+
+def markdown_table(table: pd.DataFrame) -> str:
+    """A GitHub-flavoured markdown table (numbers to 3 significant digits)."""
+    def cell(value: object) -> str:
+        return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+    header = "| " + " | ".join(map(str, table.columns)) + " |"
+    rule = "|" + "---|" * len(table.columns)
+    body = ["| " + " | ".join(cell(v) for v in row) + " |" for row in table.itertuples(index=False)]
+    return "\n".join([header, rule, *body])
+
+
+def collect(root: Path, out: Path, success_tol: float = 1e-4) -> list[Path]:
+    """Write ``collected.csv`` (final row of every run), ``summary.csv`` and ``report.md`` into ``out``."""
+    frame = load(root)
+    if frame.empty:
+        raise ValueError(f"no results under {root}")
+    out.mkdir(parents=True, exist_ok=True)
+    last = final_rows(frame)
+    tables = [summarise(rows, success_tol).assign(experiment=name)
+              for name, rows in frame.groupby("experiment", sort=True)]
+    summary = pd.concat(tables, ignore_index=True)
+    summary = summary[["experiment", *[c for c in summary.columns if c != "experiment"]]]
+    paths = [out / "collected.csv", out / "summary.csv", out / "report.md"]
+    last.to_csv(paths[0], index=False)
+    summary.to_csv(paths[1], index=False)
+    counts = last["status"].value_counts().to_dict()
+    lines = [f"# obsbench sweep report: `{root}`", "",
+             f"{last['run_id'].nunique()} runs, {len(frame)} rows; statuses: "
+             + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) + ".",
+             f"Success: final relative error ≤ {success_tol:g}.", "", markdown_table(summary), ""]
+    paths[2].write_text("\n".join(lines))
+    return paths
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point ``obsbench-collect``."""
+    parser = argparse.ArgumentParser(prog="obsbench-collect", description=__doc__.splitlines()[0])
+    parser.add_argument("root", type=Path, help="results root (folder of per-run parquet files)")
+    parser.add_argument("--out", type=Path, default=None, help="output folder (default: ROOT)")
+    parser.add_argument("--success-tol", type=float, default=1e-4, help="success threshold on the relative error")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        paths = collect(args.root, args.out or args.root, args.success_tol)
+    except ValueError as exc:
+        sys.stderr.write(f"obsbench-collect: error: {exc}\n")
+        raise SystemExit(2) from None
+    for path in paths:
+        log.info("wrote %s", path)
