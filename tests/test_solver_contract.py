@@ -13,7 +13,10 @@ from solvers.base import REGISTRY, STATUSES, Solver, SolverConfigError
 
 from .conftest import CONF
 
-SOLVER_YAMLS = sorted(CONF.glob("solver/*.yaml"))
+ALL_YAMLS = sorted(CONF.glob("solver/*.yaml"))
+#: Aliases (a YAML whose defaults list names another solver, e.g. bp -> basis_pursuit) are tested apart.
+ALIASES = [p for p in ALL_YAMLS if "defaults" in OmegaConf.load(p)]
+SOLVER_YAMLS = [p for p in ALL_YAMLS if p not in ALIASES]
 IDS = [p.stem for p in SOLVER_YAMLS]
 # Solvers with a sparsity budget, and those that reach x* exactly (the Lasso is biased by design).
 BUDGETED = [p for p in SOLVER_YAMLS if REGISTRY[p.stem].needs_k]
@@ -21,8 +24,10 @@ EXACT = [p for p in SOLVER_YAMLS if REGISTRY[p.stem].recovery_tol is not None]
 
 
 def make(path, **overrides) -> Solver:
-    node = OmegaConf.merge(OmegaConf.load(path), overrides)
-    return build(node, "solver")
+    """Build a solver from its YAML as the app composes it (top-level keys such as newton_damping resolved)."""
+    root = OmegaConf.merge(OmegaConf.load(CONF / "config.yaml"), {"solver": OmegaConf.load(path)},
+                           {"solver": overrides})
+    return build(root.solver, "solver")
 
 
 def test_every_registered_solver_has_a_yaml_and_vice_versa():
@@ -30,6 +35,12 @@ def test_every_registered_solver_has_a_yaml_and_vice_versa():
     targets = {OmegaConf.load(p)["_target_"].rsplit(".", 1)[1] for p in SOLVER_YAMLS}
     assert {cls.__name__ for cls in package.values()} == targets
     assert {p.stem for p in SOLVER_YAMLS} == set(package)
+
+
+@pytest.mark.parametrize("path", ALIASES, ids=[p.stem for p in ALIASES])
+def test_aliases_name_a_registered_solver(path):
+    target = OmegaConf.load(path)["defaults"][0]
+    assert target in REGISTRY and (CONF / "solver" / f"{target}.yaml").is_file()
 
 
 @pytest.mark.parametrize("path", SOLVER_YAMLS, ids=IDS)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import textwrap
 
+import pandas as pd
+
 from experiments.collect import collect, markdown_table
 from experiments.results import load
 
@@ -53,9 +55,19 @@ def test_a_user_solver_outside_the_package_is_compared_with_the_baselines(cli):
     (cli.root / "my_conf" / "solver" / "half_step_iht.yaml").write_text(
         "_target_: my_solvers.HalfStepIHT\neta: 0.5\nk: null\nmax_iter: 500\ntol: 1.0e-10\n"
         "time_budget: null\ndivergence_factor: 1.0e+8\n")
-    done = cli("-m", f"hydra.searchpath=[file://{cli.root / 'my_conf'}]", "solver=half_step_iht,iht,cosamp",
-               "seed=0,1", PYTHONPATH=str(cli.root))
+    done = cli("-m", "experiment=compare", f"hydra.searchpath=[file://{cli.root / 'my_conf'}]",
+               "solver=half_step_iht,iht,cosamp,topk_iobs,bp", "experiment.parts.convergence.seeds=2",
+               "experiment.parts.phase_transition.deltas=2", "experiment.parts.phase_transition.rhos=2",
+               "experiment.parts.phase_transition.trials=2", "experiment.parts.scaling.dims=[32,64]",
+               PYTHONPATH=str(cli.root), timeout=300)
     assert done.returncode == 0, done.stderr
     frame = load(cli.results)
-    assert set(frame["solver"]) == {"half_step_iht", "iht", "cosamp"}
-    assert "half_step_iht" in done.stdout  # in the summary table
+    solvers = {"half_step_iht", "iht", "cosamp", "topk_iobs", "basis_pursuit"}
+    assert set(frame["solver"]) == solvers
+    assert set(frame["experiment"]) == {"compare_convergence", "compare_phase_transition", "compare_scaling"}
+    sweep = next(cli.outputs.glob("multirun/*/*/ranking.csv")).parent
+    ranking = pd.read_csv(sweep / "ranking.csv")
+    assert set(ranking["solver"]) == solvers and list(ranking["rank"]) == [1, 2, 3, 4, 5]
+    assert ranking["errors"].sum() == 0
+    for figure in ("convergence/convergence.png", "phase_transition/phase_comparison.png", "scaling/scaling.png"):
+        assert (sweep / figure).stat().st_size > 10_000, figure

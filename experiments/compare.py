@@ -1,0 +1,97 @@
+"""Experiment kind ``compare``: a new solver against the baselines in one command.
+
+Each job runs one solver through three parts — convergence over seeds, a small phase diagram and a
+runtime-scaling sweep — reusing those experiment kinds with the settings under ``experiment.parts``; the
+sweep report draws each part's figures and a ranked summary table.
+
+    obsbench -m experiment=compare hydra.searchpath=[file://my_conf] solver=my_solver,iht,cosamp,topk_iobs,bp
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from hydra.utils import get_method
+from omegaconf import DictConfig, OmegaConf
+
+from experiments.results import final_rows
+
+log = logging.getLogger(__name__)
+
+#: part name -> the module implementing it (``run``, ``report`` and, optionally, ``validate``).
+PARTS = {"convergence": "experiments.convergence", "phase_transition": "experiments.phase_transition",
+         "scaling": "experiments.scaling"}
+
+
+def part_config(cfg: DictConfig, part: str, seed: int | None = None) -> DictConfig:
+    """The job config seen by one part: ``experiment`` replaced by the part's settings (``problem`` keys in
+    them override the problem), experiment name ``compare_<part>``."""
+    settings = OmegaConf.to_container(cfg.experiment.parts[part], resolve=True)
+    problem = settings.pop("problem", {})
+    experiment = {"name": f"compare_{part}", "success_tol": cfg.experiment.success_tol, **settings}
+    derived = OmegaConf.merge(cfg, {"problem": problem})
+    OmegaConf.update(derived, "experiment", experiment, merge=False)
+    if seed is not None:
+        derived.seed = seed
+    return derived
+
+
+def _seeds(cfg: DictConfig) -> list[int]:
+    count = cfg.experiment.parts.convergence.seeds
+    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+        raise ValueError(f"experiment.parts.convergence.seeds={count!r} must be an integer >= 1")
+    return [int(cfg.seed) + i for i in range(count)]
+
+
+def validate(cfg: DictConfig, checked: set[str] | None = None) -> None:
+    """Validate every part with its own validator before any work starts."""
+    from experiments.runner import validate as validate_run
+
+    validate_run(part_config(cfg, "convergence", _seeds(cfg)[0]), checked)
+    for part in ("phase_transition", "scaling"):
+        get_method(f"{PARTS[part]}.validate")(part_config(cfg, part), checked)
+
+
+def run(cfg: DictConfig) -> pd.DataFrame:
+    """All parts for the job's solver; rows of each part carry ``experiment = compare_<part>``."""
+    convergence = get_method(f"{PARTS['convergence']}.run")
+    frames = [convergence(part_config(cfg, "convergence", seed)) for seed in _seeds(cfg)]
+    for part in ("phase_transition", "scaling"):
+        frames.append(get_method(f"{PARTS[part]}.run")(part_config(cfg, part)))
+    return pd.concat(frames, ignore_index=True)
+
+
+def ranking(frame: pd.DataFrame, success_tol: float) -> pd.DataFrame:
+    """One row per solver, best first: success rate (convergence and phase-diagram trials together), median
+    time to solve the convergence instances, and the phase diagram's success rate; ranked by overall success
+    (descending), then median time (ascending)."""
+    last = final_rows(frame)
+    success = last["rel_error"] <= success_tol
+    table = pd.DataFrame({
+        "success_rate": success.groupby(last["solver"]).mean(),
+        "convergence_success": success[last["experiment"] == "compare_convergence"].groupby(last["solver"]).mean(),
+        "phase_success": success[last["experiment"] == "compare_phase_transition"].groupby(last["solver"]).mean(),
+        "median_time_s": last[last["experiment"] == "compare_convergence"].groupby("solver")["time_s"].median(),
+        "errors": (last["status"] == "error").groupby(last["solver"]).sum(),
+    })
+    table = table.sort_values(["success_rate", "median_time_s"], ascending=[False, True])
+    table.insert(0, "rank", np.arange(1, len(table) + 1))
+    return table.reset_index(names="solver")
+
+
+def report(frame: pd.DataFrame, out_dir: Path, cfg: DictConfig) -> list[Path]:
+    """Each part's report in its own sub-folder, then the ranked table (``ranking.csv``, logged)."""
+    paths: list[Path] = []
+    for part, module in PARTS.items():
+        rows = frame[frame["experiment"] == f"compare_{part}"]
+        if not rows.empty:
+            paths += get_method(f"{module}.report")(rows, out_dir / part, part_config(cfg, part))
+    table = ranking(frame, float(cfg.experiment.success_tol))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    table.to_csv(out_dir / "ranking.csv", index=False)
+    log.info("ranking (success: final relative error <= %g)\n%s", cfg.experiment.success_tol,
+             table.to_string(index=False, float_format=lambda v: f"{v:.3g}"))
+    return paths
