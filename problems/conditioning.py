@@ -11,9 +11,10 @@ Results are cached per instance in a weak dictionary keyed by the (immutable) pr
 changes the instance. Sampling uses a generator seeded from ``problem.seed``, so sampled values are
 deterministic.
 
-Problems whose Hessian varies may expose ``analytic_constants(k) -> dict`` of labelled entries (``"mu"``
-with how ``"lower bound"``, ``"M"`` / ``"L_restricted"`` with how ``"upper bound"``, or ``"exact"``); they are
-merged in, so the bounds of `solvers.bounds` can use certified values.
+Problems whose Hessian varies get certified constants on a ball around x* from `local_constants_of`
+(built in for the polynomial-sensing and logistic problems; any problem may define
+``local_constants(k, radius) -> dict`` of entries labelled ``"lower bound"`` (μ) / ``"upper bound"``
+(M, L_restricted)); otherwise their μ, L, M are estimates at or near x*.
 """
 
 from __future__ import annotations
@@ -187,6 +188,7 @@ def sparse_spectrum(G: np.ndarray, s: int, *, rng: np.random.Generator | int | N
         if math.comb(d, s) <= max_supports:
             lo, hi = enumerated_extremes(G, s)
             return SparseSpectrum(s, lo, hi, lo, hi, True)
+        log.debug("sparsity %d of %d: C(d, s) > %d supports, sampling", s, d, max_supports)
         return sampled_spectrum(G, s, rng, n_samples, global_extremes)
 
 
@@ -308,12 +310,13 @@ def sampled_hessian_lipschitz(problem: Problem, sparsity: int, n_pairs: int = N_
 
 def logistic_hessian_lipschitz_bound(X: np.ndarray, sparsity: int | None = None,
                                      scale: float | None = None) -> dict[str, Any]:
-    """Upper bound of M for f(w) = scale·Σ_i log(1 + exp(−y_i x_iᵀw)) (+ any quadratic term), y_i = ±1.
+    """Upper bound of M for logistic regression f(w) = scale·Σ_i ℓ_i(x_iᵀw) (+ any quadratic term), with
+    ℓ_i(z) = log(1 + e^z) − y_i z (labels in [0, 1]) or log(1 + e^{−y_i z}) (labels ±1).
 
     Notes
     -----
-    ∇²f(w) = scale·Σ_i σ'(z_i) x_i x_iᵀ with z_i = y_i x_iᵀw and σ' = σ(1 − σ), an even function with
-    |σ''| = |σ(1−σ)(1−2σ)| ≤ 1/(6√3). Hence |σ'(z_i) − σ'(z'_i)| ≤ |x_iᵀ(w − w')|/(6√3), and since
+    ∇²f(w) = scale·Σ_i σ'(z_i) x_i x_iᵀ with z_i = x_iᵀw (or y_i x_iᵀw) and σ' = σ(1 − σ), an even function
+    with |σ''| = |σ(1−σ)(1−2σ)| ≤ 1/(6√3). Hence |σ'(z_i) − σ'(z'_i)| ≤ |x_iᵀ(w − w')|/(6√3), and since
     −Σ c_i x_i x_iᵀ ⪯ Σ (σ'(z_i) − σ'(z'_i)) x_i x_iᵀ ⪯ Σ c_i x_i x_iᵀ for c_i ≥ |σ'(z_i) − σ'(z'_i)|,
 
         ‖∇²f(w) − ∇²f(w')‖₂ ≤ scale/(6√3) · max_i ‖x_i‖_(s) · λ_max(XᵀX) · ‖w − w'‖₂,
@@ -356,20 +359,9 @@ def sparse_spectrum_of(problem: Problem, s: int, max_supports: int = MAX_SUPPORT
         n_samples=n_samples, global_extremes=(spectral["mu"]["value"], spectral["L"]["value"])))
 
 
-def analytic_constants_of(problem: Problem, k: int) -> dict[str, dict[str, Any]]:
-    """Labelled constants the problem derives itself (``problem.analytic_constants(k)``), renamed so that an
-    upper bound of X is ``X_upper``, a lower bound ``X_lower`` and an exact value ``X``."""
-    method = getattr(problem, "analytic_constants", None)
-    if method is None:
-        return {}
-    suffix = {EXACT: "", UPPER: "_upper", LOWER: "_lower"}
-    entries = cached(problem, ("analytic", k), lambda: dict(method(k)))
-    return {name + suffix[e["how"]]: e for name, e in entries.items() if e["how"] in suffix}
-
-
 def restricted_smoothness_of(problem: Problem, k: int, **options: Any) -> dict[str, dict[str, Any]]:
     """Paper A3 constant L at budget k: exact / sampled + certified upper bound for a constant Hessian, an
-    estimate at x* otherwise; analytic values of the problem override."""
+    estimate at x* otherwise (certified values for those: `local_constants_of`)."""
     if k >= problem.d:
         out = {"L_restricted": constant(0.0, EXACT, sparsity=0)}
     else:
@@ -378,20 +370,17 @@ def restricted_smoothness_of(problem: Problem, k: int, **options: Any) -> dict[s
         out = {"L_restricted": constant(spectrum.lambda_max, how, sparsity=spectrum.sparsity)}
         if problem.hessian_is_constant and not spectrum.exact:
             out["L_restricted_upper"] = constant(spectrum.lambda_max_upper, UPPER, sparsity=spectrum.sparsity)
-    analytic = analytic_constants_of(problem, k)
-    return out | {name: e for name, e in analytic.items() if name.startswith("L_restricted")}
+    return out
 
 
 def hessian_lipschitz_of(problem: Problem, k: int, n_pairs: int = N_PAIRS) -> dict[str, dict[str, Any]]:
-    """Paper A4 constant M at sparsity 2k + k*: 0 (exact) for a constant Hessian; otherwise the problem's
-    analytic value if any, plus a sampled lower bound (`sampled_hessian_lipschitz`)."""
+    """Paper A4 constant M at sparsity 2k + k*: 0 (exact) for a constant Hessian, else a sampled lower bound
+    (`sampled_hessian_lipschitz`; certified values on a ball: `local_constants_of`)."""
     if problem.hessian_is_constant:
         return {"M": constant(0.0, EXACT)}
     sparsity = 2 * k + problem.k_star
-    out = {"M": cached(problem, ("M_sampled", sparsity, n_pairs),
-                       lambda: sampled_hessian_lipschitz(problem, sparsity, n_pairs))}
-    analytic = analytic_constants_of(problem, k)
-    return out | {name: e for name, e in analytic.items() if name in ("M", "M_upper")}
+    return {"M": cached(problem, ("M_sampled", sparsity, n_pairs),
+                        lambda: sampled_hessian_lipschitz(problem, sparsity, n_pairs))}
 
 
 def rip_constants_of(problem: Problem, k: int, **options: Any) -> dict[str, dict[str, Any]]:
@@ -419,10 +408,35 @@ def rip_constants_of(problem: Problem, k: int, **options: Any) -> dict[str, dict
     return out
 
 
+def quick_sparse_extremes_of(problem: Problem, s: int, n_supports: int = 8) -> tuple[float, float]:
+    """(λ_min, λ_max) over ``n_supports`` random s-column Gram matrices A_SᵀA_S of a least-squares problem,
+    from the columns of A (no d×d work): a cheap sampled upper bound of min λ_min and lower bound of
+    max λ_max, enough to show that an RIP assumption fails. Cached per instance."""
+    def compute() -> tuple[float, float]:
+        rng, A = default_rng(problem, s, 8), problem.A
+        supports = np.argsort(rng.random((n_supports, problem.d)), axis=1)[:, :min(s, problem.d)]
+        with blas_controller().limit(limits=1, user_api="blas"):
+            w = np.linalg.eigvalsh(np.stack([A[:, S].T @ A[:, S] for S in supports]))
+        return float(w[:, 0].min()), float(w[:, -1].max())
+    return cached(problem, ("quick_sparse_extremes", min(s, problem.d), n_supports), compute)
+
+
+def is_positive_definite(problem: Problem) -> bool:
+    """Whether ∇²f(x*) ≻ 0 (μ > 0 for a constant Hessian), by a Cholesky factorisation (cheaper than eigvalsh)."""
+    def compute() -> bool:
+        try:
+            np.linalg.cholesky(problem.hessian(problem.x_star))
+        except np.linalg.LinAlgError:
+            return False
+        return True
+    return cached(problem, ("positive_definite",), compute)
+
+
 def stationarity_of(problem: Problem) -> float:
     """‖∇f(x*)‖ / max(‖∇f(x0)‖, tiny): ≈ 0 when x* is the unconstrained minimiser (A1 with A2); cached."""
     def compute() -> float:
-        scale = float(np.linalg.norm(problem.gradient(problem.x0))) if not np.array_equal(problem.x0, problem.x_star) else 1.0
+        starts_at_star = np.array_equal(problem.x0, problem.x_star)
+        scale = 1.0 if starts_at_star else float(np.linalg.norm(problem.gradient(problem.x0)))
         return float(np.linalg.norm(problem.gradient(problem.x_star))) / max(scale, np.finfo(float).tiny)
     return cached(problem, ("stationarity",), compute)
 
@@ -443,7 +457,7 @@ def polynomial_local_constants(problem: Any, k: int, radius: float) -> dict[str,
     ends = [ridge + 2 * c * t + 3 * q * t * t for t in (-r, r)]
     vertex = -c / (3 * q) if q > 0 else np.inf
     low = min(ends + ([ridge - c * c / (3 * q)] if abs(vertex) <= r else []))
-    gram_min = spectral_constants(problem)["mu"]["value"] - ridge          # ∇²f(x*) = AᵀA + ridge·I
+    gram_min = spectral_constants(problem)["mu"]["value"] - ridge  # ∇²f(x*) = AᵀA + ridge·I
     out = {"mu": constant(gram_min + low, LOWER, radius=r), "M": constant(2 * abs(c) + 6 * q * r, UPPER, radius=r)}
     gram_max = sparse_spectrum_of(problem, problem.d - k).lambda_max_upper - ridge if k < problem.d else -np.inf
     out["L_restricted"] = constant(max(gram_max + max(ends), 0.0), UPPER, radius=r)
@@ -455,12 +469,13 @@ def logistic_local_constants(problem: Any, k: int, radius: float) -> dict[str, d
 
     ∇²f(x) = AᵀSA/n + l2·I with S = diag σ'(a_iᵀx); σ' is even and decreasing in |z|, so on the ball
     S ⪰ diag σ'(|a_iᵀx*| + ‖a_i‖r) gives μ; σ' ≤ 1/4 gives L ≤ λ_max(AᵀA)/(4n) + l2 (``smoothness``);
-    M is `logistic_hessian_lipschitz_bound` at sparsity 2k + k* (global).
+    M is `logistic_hessian_lipschitz_bound` over all pairs (not only (2k+k*)-sparse ones: a start x0 may be
+    dense, and the Newton bound needs M on the segment from x_t to x*).
     """
     A, n, r = problem.A, problem.A.shape[0], radius
     p = scipy.special.expit(np.abs(A @ problem.x_star) + np.linalg.norm(A, axis=1) * r)
     mu = problem.l2 + scipy.linalg.eigvalsh((A.T * (p * (1 - p))) @ A / n, subset_by_index=[0, 0])[0]
-    M = cached(problem, ("logistic_M", k), lambda: logistic_hessian_lipschitz_bound(A, 2 * k + problem.k_star))
+    M = cached(problem, ("logistic_M",), lambda: logistic_hessian_lipschitz_bound(A))
     return {"mu": constant(mu, LOWER, radius=r), "M": constant(M["value"], UPPER, radius=r),
             "L_restricted": constant(problem.smoothness(), UPPER, radius=r)}
 
@@ -498,9 +513,7 @@ def instance_constants(problem: Problem, k: int | None = None, *, max_supports: 
     options = dict(max_supports=max_supports, n_samples=n_samples)
 
     def compute() -> dict[str, dict[str, Any]]:
-        out = {"k": constant(k, EXACT)} | spectral_constants(problem)
-        out |= {n: e for n, e in analytic_constants_of(problem, k).items() if n in ("mu", "mu_lower", "L", "L_upper")}
-        out |= restricted_smoothness_of(problem, k, **options)
+        out = {"k": constant(k, EXACT)} | spectral_constants(problem) | restricted_smoothness_of(problem, k, **options)
         mu = out["mu"]["value"]
         out["restricted_condition_number"] = constant(
             out["L_restricted"]["value"] / mu if mu > 0 else np.inf,

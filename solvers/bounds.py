@@ -18,9 +18,9 @@ from typing import Any, Callable
 import numpy as np
 
 from problems.base import Problem
-from problems.conditioning import (EXACT, analytic_constants_of, hessian_lipschitz_of, local_constants_of,
-                                   restricted_smoothness_of, rip_from_extremes, sparse_spectrum_of,
-                                   spectral_constants, stationarity_of)
+from problems.conditioning import (EXACT, hessian_lipschitz_of, is_positive_definite, local_constants_of,
+                                   quick_sparse_extremes_of, restricted_smoothness_of, rip_from_extremes,
+                                   sparse_spectrum_of, spectral_constants, stationarity_of)
 
 log = logging.getLogger(__name__)
 
@@ -239,11 +239,11 @@ def certified_value(constants: dict[str, dict[str, Any]], name: str, direction: 
 
 def quadratic_constants(problem: Problem, k: int, previous_error: float) -> dict[str, dict[str, Any]]:
     """μ, M (and restricted L) for the Newton-type theorems: certified values on the ball of radius e_t
-    around x* when the problem has them (`local_constants_of`), else global exact / analytic / sampled ones."""
+    around x* when the problem has them (`local_constants_of`), else global exact or sampled ones."""
     local = local_constants_of(problem, k, previous_error)
     if local:
         return spectral_constants(problem) | local
-    return spectral_constants(problem) | analytic_constants_of(problem, k) | hessian_lipschitz_of(problem, k)
+    return spectral_constants(problem) | hessian_lipschitz_of(problem, k)
 
 
 def quadratic_rule(theorem: Callable[..., Bound]) -> Callable[[Any, Problem, float], Bound]:
@@ -253,13 +253,17 @@ def quadratic_rule(theorem: Callable[..., Bound]) -> Callable[[Any, Problem, flo
         if note:
             return failed(note)
         k = budget(solver, problem)
+        if problem.hessian_is_constant:  # M = 0: one exact step, the bound is 0 whenever μ > 0
+            note = quadratic_rate_assumptions(mu=1.0 if is_positive_definite(problem) else 0.0, M=0.0, k=k,
+                                              k_star=problem.k_star, d=problem.d)
+            return failed(note) if note else (0.0, "")
         constants = quadratic_constants(problem, k, previous_error)
         mu, mu_note = certified_value(constants, "mu", "lower")
         M, M_note = certified_value(constants, "M", "upper")
         values = dict(mu=mu, M=M, k=k, k_star=problem.k_star, d=problem.d)
         L_note = ""
-        if theorem is not topk_iobs_lemma3:  # with M = 0 the bound is 0 whatever L is: skip computing it
-            if M == 0:
+        if theorem is not topk_iobs_lemma3:
+            if M == 0:  # the bound is 0 whatever L is: skip computing it
                 values["L"] = 0.0
             else:
                 if "L_restricted_upper" not in constants:
@@ -296,7 +300,11 @@ def certify(previous_error: float, rate: Callable[..., Bound], certified: dict[s
 
 def rip_rule(rate: Callable[..., Bound], multiples: dict[str, int],
              step_rule: Callable[[Any, Problem], float | None]) -> Callable[[Any, Problem, float], Bound]:
-    """Wire a RIP theorem: δ's at sparsity multiple·k of √η·A (``step_rule`` gives η, None = best rescaling)."""
+    """Wire a RIP theorem: δ's at sparsity multiple·k of √η·A (``step_rule`` gives η, None = best rescaling).
+
+    A few random supports (`quick_sparse_extremes_of`, no d×d work) are tried first: when they already violate
+    the hypothesis the answer is NaN without the full search; otherwise exact / sampled + certified δ's.
+    """
     def rule(solver: Any, problem: Problem, previous_error: float) -> Bound:
         if "least_squares" not in problem.capabilities:
             return failed("a least-squares problem (the theorem is stated under the RIP of A)")
@@ -304,6 +312,12 @@ def rip_rule(rate: Callable[..., Bound], multiples: dict[str, int],
         if k < problem.k_star:
             return failed(f"k={k} < k_star={problem.k_star}")
         step = step_rule(solver, problem)
+        matrix = "best rescaling of A" if step is None else f"sqrt(step)*A, step={step:.4g}"
+        quick = {name: scaled_delta(*quick_sparse_extremes_of(problem, multiple * k), step)
+                 for name, multiple in multiples.items()}
+        quick_note = rate(**quick)[1]
+        if quick_note:  # a few random supports already violate the assumption: no need for the full search
+            return NAN, f"{quick_note} (sampled lower bound) [{matrix}]"
         certified, sampled, exact = {}, {}, True
         for name, multiple in multiples.items():
             spectrum = sparse_spectrum_of(problem, multiple * k)
@@ -311,7 +325,6 @@ def rip_rule(rate: Callable[..., Bound], multiples: dict[str, int],
             sampled[name] = scaled_delta(spectrum.lambda_min, spectrum.lambda_max, step)
             exact = exact and spectrum.exact
         value, note = certify(previous_error, rate, certified, sampled, exact)
-        matrix = "best rescaling of A" if step is None else f"sqrt(step)*A, step={step:.4g}"
         return value, (f"{note} [{matrix}]" if note else "")
     return rule
 

@@ -119,7 +119,7 @@ def test_phase_diagram_end_to_end_figures_tables_and_resume(cli):
     assert len(frame) == 18 and {"p_delta", "p_rho", "p_m", "p_k_star", "p_d", "trial", "seed", "rel_error",
                                  "support_exact", "success", "status", "time_s"} <= set(frame.columns)
     sweep = next(cli.outputs.glob("multirun/*/*"))
-    for stem, size in (("phase_diagram", (693, 582)), ("phase_comparison", (737, 539))):
+    for stem, size in (("phase_diagram", (945, 794)), ("phase_comparison", (1005, 735))):
         png = sweep / f"{stem}.png"
         assert png.stat().st_size > 10_000 and png.with_suffix(".pdf").is_file()
         assert np.allclose(png_size(png), size, rtol=0.15), png_size(png)
