@@ -30,7 +30,10 @@ test: $(STAMP)
 test-all: $(STAMP)
 	$(TEST_ENV) $(BIN)/python -m pytest -q -m ''
 
+# Performance benchmarks (benchmarks/README in benchmarks/run.py): installs the peers (optional extra), writes
+# benchmarks/results/benchmarks.csv and .md. Takes tens of minutes (four full-size phase diagrams).
 bench: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
 	$(BIN)/python -m benchmarks.run
 
 clean:

@@ -40,6 +40,8 @@ def sweep_run_ids(sweep_dir: Path) -> list[str]:
 
 def write_report(cfg: DictConfig, run_ids: list[str], out_dir: Path) -> list[Path]:
     """Load the rows of ``run_ids`` and call the experiment's report function; log where outputs went."""
+    if not run_ids:
+        return []  # e.g. experiment=constants, which reports from its job
     frame = load(results_root(cfg), run_ids)
     if frame.empty:
         log.warning("no results to report")

@@ -83,10 +83,21 @@ class RunSpec:
                    seed=seed)
 
 
+class NotApplicable(Exception):
+    """The solver cannot handle this kind of problem (e.g. CoSaMP on logistic regression): the sweep point is
+    skipped with its reason, not treated as an error, so solver × problem grids need no hand-pruning."""
+
+
 def prepare(spec: RunSpec) -> tuple[Problem, Solver]:
-    """Build and cross-validate the problem and solver; every config error surfaces here, before any run."""
+    """Build and cross-validate the problem and solver; every config error surfaces here, before any run.
+
+    Raises `NotApplicable` when the solver declares it cannot handle the problem (`Solver.skip`).
+    """
     problem = build(spec.problem, "problem", seed=spec.seed)
     solver = build(spec.solver, "solver")
+    skip, reason = solver.skip(problem)
+    if skip:
+        raise NotApplicable(reason)
     solver.validate(problem)
     return problem, solver
 
@@ -101,7 +112,10 @@ def validate(cfg: DictConfig, checked: set[str] | None = None) -> None:
     key = json.dumps([spec.problem, spec.solver], sort_keys=True, default=str)
     if checked is not None and key in checked:
         return
-    prepare(spec)
+    try:
+        prepare(spec)
+    except NotApplicable as reason:
+        log.info("will skip %s: %s", spec.solver.get("_target_"), reason)
     if checked is not None:
         checked.add(key)
 
@@ -115,7 +129,11 @@ def execute(spec: RunSpec, store: ResultStore, keep_solution: bool = False) -> p
     if store.has(rid) and (not keep_solution or store.solution_path(rid).is_file()):
         log.info("run %s already stored, skipping", rid)
         return store.read(rid)
-    problem, solver = prepare(spec)
+    try:
+        problem, solver = prepare(spec)
+    except NotApplicable as reason:
+        log.warning("skipped: %s", reason)
+        return pd.DataFrame(columns=["run_id"])
     budget = getattr(solver, "time_budget", None)
     result = run_with_deadline(solver, problem, hard_deadline(budget)) if budget else solver.run(problem)
     frame = tidy_rows(result.trace, run=rid, experiment=spec.experiment, problem=problem.name, solver=solver.name,

@@ -24,11 +24,27 @@ def design_with_spectrum(n: int, d: int, eigenvalues: np.ndarray, rng: np.random
     return (U * np.sqrt(eigenvalues)) @ V.T
 
 
+SPECTRA = ("geometric", "linear", "two_level")
+
+
+def prescribed_spectrum(d: int, kappa: float, shape: str) -> np.ndarray:
+    """d eigenvalues from 1 down to 1/κ (so their ratio is exactly κ): geometric spacing, linear spacing, or
+    two levels (half at 1, half at 1/κ)."""
+    if shape == "geometric":
+        return np.geomspace(1.0, 1.0 / kappa, d)
+    if shape == "linear":
+        return np.linspace(1.0, 1.0 / kappa, d)
+    if shape == "two_level":
+        return np.where(np.arange(d) < (d + 1) // 2, 1.0, 1.0 / kappa)
+    raise ValueError(f"spectrum={shape!r} must be one of {', '.join(SPECTRA)}")
+
+
 def make_least_squares(
     n: int = 200,
     d: int = 100,
     k_star: int = 10,
     kappa: float = 10.0,
+    spectrum: str = "geometric",
     signal: str = "gaussian",
     snr_db: float | None = None,
     noise_std: float = 0.0,
@@ -37,7 +53,8 @@ def make_least_squares(
 ) -> LeastSquaresProblem:
     """Sparse least squares with n ≥ d and cond(XᵀX) = κ exactly, by construction.
 
-    The eigenvalues of XᵀX are geometrically spaced from 1 down to 1/κ; the eigenvectors are Haar-random,
+    The eigenvalues of XᵀX are prescribed exactly (geometric spacing from 1 down to 1/κ by default); the
+    eigenvectors are Haar-random,
     so the restricted constants of sparse supports vary between instances while the global κ is fixed.
 
     Parameters
@@ -46,6 +63,8 @@ def make_least_squares(
         Samples, features, nonzeros of x* (n ≥ d, 1 ≤ k* ≤ d).
     kappa : float
         Target condition number of XᵀX, ≥ 1.
+    spectrum : {"geometric", "linear", "two_level"}
+        Shape of the prescribed eigenvalues of XᵀX between 1 and 1/κ (see `prescribed_spectrum`).
     signal, snr_db, noise_std, seed
         As in `problems.sensing.make_compressed_sensing`.
     """
@@ -53,16 +72,18 @@ def make_least_squares(
     check(isinstance(n, (int, np.integer)) and n >= d, f"n={n} must be an integer >= d={d} (overdetermined regression)")
     check(isinstance(k_star, (int, np.integer)) and 1 <= k_star <= d, f"k_star={k_star} must lie in [1, d={d}]")
     check(np.isfinite(kappa) and kappa >= 1.0, f"kappa={kappa} must be a finite number >= 1")
+    check(spectrum in SPECTRA, f"spectrum={spectrum!r} must be one of {', '.join(SPECTRA)}")
     check(signal in SIGNAL_ENSEMBLES, f"signal={signal!r} is not a known ensemble; choose one of {', '.join(SIGNAL_ENSEMBLES)}")
     check(noise_std >= 0, f"noise_std={noise_std} must be >= 0")
     rng = np.random.default_rng(seed)
-    eigenvalues = np.geomspace(1.0, 1.0 / kappa, d)
+    eigenvalues = prescribed_spectrum(d, kappa, spectrum)
     X = design_with_spectrum(n, d, eigenvalues, rng)
     x_star = sparse_signal(d, k_star, signal, rng)
     clean = X @ x_star
     sigma = noise_level(clean, snr_db, noise_std)
     y = clean + sigma * rng.standard_normal(n) if sigma > 0 else clean
-    params = dict(n=n, d=d, k_star=k_star, kappa=kappa, signal=signal, snr_db=snr_db, noise_std=noise_std)
+    params = dict(n=n, d=d, k_star=k_star, kappa=kappa, spectrum=spectrum, signal=signal, snr_db=snr_db,
+                  noise_std=noise_std)
     return LeastSquaresProblem(name=name, params=params, seed=seed, x_star=x_star, k_star=k_star,
                                A=X, y=y, noise_std=sigma)
 

@@ -28,9 +28,10 @@ def test_instances_are_immutable():
         p.k_star = 3
 
 
+@pytest.mark.parametrize("spectrum", ["geometric", "linear", "two_level"])
 @pytest.mark.parametrize("kappa", [1.0, 10.0, 1e4])
-def test_regression_condition_number_is_exact(kappa):
-    p = make_least_squares(n=80, d=40, k_star=5, kappa=kappa, seed=1)
+def test_regression_condition_number_is_exact(kappa, spectrum):
+    p = make_least_squares(n=80, d=40, k_star=5, kappa=kappa, spectrum=spectrum, seed=1)
     eig = np.linalg.eigvalsh(p.A.T @ p.A)
     assert eig[-1] / eig[0] == pytest.approx(kappa, rel=1e-8)
 
