@@ -61,7 +61,7 @@ def save(fig: Figure, stem: str | Path) -> list[Path]:
     """Write ``<stem>.png`` and ``<stem>.pdf`` and close the figure; returns both paths."""
     stem = Path(stem)
     stem.parent.mkdir(parents=True, exist_ok=True)
-    paths = [stem.with_suffix(".png"), stem.with_suffix(".pdf")]
+    paths = [stem.parent / f"{stem.name}.{kind}" for kind in ("png", "pdf")]  # stems may contain dots (0.5)
     for path in paths:
         fig.savefig(path, bbox_inches="tight", dpi=RC["savefig.dpi"])
     plt.close(fig)
