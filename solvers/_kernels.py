@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import scipy.linalg
+
+from problems.base import Problem
 
 #: `sparse_product` gathers the columns of A on supp(v) when at most this fraction of v is nonzero. Gathering
 #: a column of a C-ordered A costs 5-10x more per entry than a dense matrix-vector product reads (measured at
@@ -40,7 +40,7 @@ def sparse_product(A: np.ndarray, v: np.ndarray) -> np.ndarray:
     return A[:, support] @ v[support]
 
 
-def gradient_at(problem: Any, x: np.ndarray) -> np.ndarray:
+def gradient_at(problem: Problem, x: np.ndarray) -> np.ndarray:
     """∇f(x) of ``problem``; for least squares (f = ½‖Ax − y‖²) Aᵀ(Ax − y) with Ax by `sparse_product`.
 
     Same value as ``problem.gradient(x)`` up to rounding; a sparse iterate saves most of one of the two
@@ -92,6 +92,27 @@ def quadratic_model_on_support(H: np.ndarray, b: np.ndarray, support: np.ndarray
     if support.size:
         factor = scipy.linalg.cho_factor(H[np.ix_(support, support)], lower=True)
         x[support] = scipy.linalg.cho_solve(factor, b[support])
+    return x
+
+
+def solve_lower_triangular(L: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """L⁻¹b for a row-major lower-triangular float64 L, by LAPACK ``trtrs`` on the transposed system.
+
+    The call `scipy.linalg.solve_triangular(L, b, lower=True)` makes for such an L (same numbers), without its
+    validation layers, which cost more than the solve itself for the small systems OMP solves once per atom.
+    """
+    x, info = scipy.linalg.lapack.dtrtrs(L.T, b, lower=0, trans=1)
+    if info != 0:
+        raise np.linalg.LinAlgError(f"triangular solve failed (LAPACK info={info})")
+    return x
+
+
+def cholesky_solve(L: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(LLᵀ)⁻¹b for a lower Cholesky factor L: LAPACK ``potrs``, the call of `scipy.linalg.cho_solve` (same
+    numbers) without its validation layers."""
+    x, info = scipy.linalg.lapack.dpotrs(L, b, lower=1)
+    if info != 0:
+        raise np.linalg.LinAlgError(f"Cholesky solve failed (LAPACK info={info})")
     return x
 
 

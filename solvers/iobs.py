@@ -22,7 +22,7 @@ import numpy as np
 import scipy.linalg
 
 from problems.base import Problem
-from solvers._kernels import cholesky_factor, hard_threshold, quadratic_model_on_support, top_k_indices
+from solvers._kernels import cholesky_factor, gradient_at, hard_threshold, quadratic_model_on_support, top_k_indices
 from solvers.base import IterativeSolver, SolverConfigError, State, _positive
 from solvers.hard_thresholding import minibatch_generator, minibatch_gradient, minibatch_size
 
@@ -66,6 +66,8 @@ class _SecondOrderSolver(IterativeSolver):
     -----
     A constant Hessian (``problem.hessian_is_constant``) is factorised once, in ``init``, and kept in the
     state cache; otherwise once per iteration. ``state.cache["n_factorizations"]`` counts the factorisations.
+    The damped Hessian ∇²f(θ) + λI is written into one d×d workspace per run (``state.cache["hessian_buffer"]``)
+    instead of allocating λI and the sum every iteration.
     """
 
     def __init__(self, *, damping: float = 0.0, **common: Any):
@@ -91,8 +93,7 @@ class _SecondOrderSolver(IterativeSolver):
         return cached if cached is not None else self._factorise(problem, state)
 
     def _factorise(self, problem: Problem, state: State) -> Curvature:
-        H = problem.hessian(state.x)
-        H = H + self.damping * np.eye(problem.d) if self.damping else np.asarray(H)
+        H = self._damped_hessian(problem, state)
         try:
             factor = cholesky_factor(H)
         except np.linalg.LinAlgError:
@@ -102,10 +103,22 @@ class _SecondOrderSolver(IterativeSolver):
         state.cache["n_factorizations"] += 1
         return Curvature(H=H, factor=factor)
 
+    def _damped_hessian(self, problem: Problem, state: State) -> np.ndarray:
+        """∇²f(θ) + λI; with λ > 0 written in place into the run's workspace (allocated on first use)."""
+        H = np.asarray(problem.hessian(state.x))
+        if not self.damping:
+            return H
+        buffer = state.cache.get("hessian_buffer")
+        if buffer is None:
+            buffer = state.cache["hessian_buffer"] = np.empty_like(H, dtype=float)
+        np.copyto(buffer, H)
+        buffer.flat[::problem.d + 1] += self.damping
+        return buffer
+
     def newton_point(self, problem: Problem, state: State, scale: float = 1.0) -> tuple[np.ndarray, Curvature]:
         """θ⁺ = θ − scale·H⁻¹∇f(θ) and the curvature it used (Algorithm 1, first line of the loop)."""
         curvature = self.curvature(problem, state)
-        return state.x - scale * curvature.solve(problem.gradient(state.x)), curvature
+        return state.x - scale * curvature.solve(gradient_at(problem, state.x)), curvature
 
 
 class TopkIOBS(_SecondOrderSolver):

@@ -5,13 +5,19 @@ from __future__ import annotations
 import logging
 
 import numpy as np
-import scipy.linalg
 
 from problems.base import Problem
-from solvers._kernels import hard_threshold, least_squares_on_support, top_k_indices
+from solvers._kernels import (cholesky_solve, gradient_at, hard_threshold, least_squares_on_support,
+                              solve_lower_triangular, sparse_product, top_k_indices)
 from solvers.base import IterativeSolver, State
 
 log = logging.getLogger(__name__)
+
+#: OMP keeps a column-major copy of A (as scikit-learn does) when it selects at least this many atoms: the
+#: correlations Aᵀr then run as dot products over contiguous columns, about 20% faster than on row-major A
+#: (measured at 1000x5000 and 2000x10000), which repays the copy (about five matrix-vector products) within
+#: a few dozen atoms.
+TRANSPOSED_COPY_MIN_ATOMS = 32
 
 
 class CoSaMP(IterativeSolver):
@@ -25,8 +31,9 @@ class CoSaMP(IterativeSolver):
     2. b = argmin_{supp(b) ⊆ Ω} ‖Ab − y‖²            (least squares by a pivoted QR, `least_squares_on_support`)
     3. x_{t+1} = T_k(b)                              (prune; every dropped entry is exactly zero)
 
-    Needs a least-squares problem (``A``, ``y``). Cost per iteration: two matrix-vector products and a
-    least-squares solve on at most 3k columns.
+    Needs a least-squares problem (``A``, ``y``). Cost per iteration: one dense matrix-vector product (Aᵀr;
+    Ax_t reads only the k columns of the support, `sparse_product`) and a least-squares solve on at most 3k
+    columns.
     """
 
     name = "cosamp"
@@ -34,7 +41,7 @@ class CoSaMP(IterativeSolver):
     requires = frozenset({"least_squares"})
 
     def step(self, problem: Problem, state: State) -> State:
-        proxy = -problem.gradient(state.x)
+        proxy = -gradient_at(problem, state.x)
         merged = np.union1d(top_k_indices(proxy, 2 * self.k_), np.flatnonzero(state.x))
         b = least_squares_on_support(problem.A, problem.y, merged)
         return State(x=hard_threshold(b, self.k_))
@@ -62,11 +69,11 @@ class SubspacePursuit(IterativeSolver):
 
     def step(self, problem: Problem, state: State) -> State:
         A, y, x = problem.A, problem.y, state.x
-        residual = problem.residual(x)
+        residual = sparse_product(A, x) - y
         expanded = np.union1d(np.flatnonzero(x), top_k_indices(-A.T @ residual, self.k_))
         b = least_squares_on_support(A, y, expanded)
         x_new = least_squares_on_support(A, y, np.sort(top_k_indices(b, self.k_)))
-        if np.linalg.norm(problem.residual(x_new)) > np.linalg.norm(residual):
+        if np.linalg.norm(sparse_product(A, x_new) - y) > np.linalg.norm(residual):
             return State(x=x)
         return State(x=x_new)
 
@@ -83,10 +90,13 @@ class OMP(IterativeSolver):
 
     The Cholesky factor L of G_ΛΛ is extended by one row per atom, Lw = A_Λᵀa_j, ℓ = √(‖a_j‖² − ‖w‖²)
     (the update of scikit-learn's ``_cholesky_omp``), so an iteration costs O(md + t²) instead of a fresh
-    least-squares solve. OMP always starts from the empty support (``problem.x0`` is not used). After k atoms,
-    or when the residual is orthogonal to every column up to rounding (the best correlation is an active
-    column's), or when a new column is numerically dependent on the active ones, the point no longer changes
-    and the base loop stops with status ``ok``.
+    least-squares solve. The active columns A_Λ are kept in an m×k buffer, one column appended per atom, so
+    A_Λᵀa_j and A_Λz read the first t columns of the buffer instead of gathering t columns of A every
+    iteration; for k ≥ `TRANSPOSED_COPY_MIN_ATOMS` the correlations Aᵀr use a column-major copy of A made in
+    ``init``. OMP always starts from the empty support (``problem.x0`` is not used). After k atoms, or when the
+    residual is orthogonal to every column up to rounding (the best correlation is an active column's), or
+    when a new column is numerically dependent on the active ones, the point no longer changes and the base
+    loop stops with status ``ok``.
     Needs a least-squares problem.
     """
 
@@ -97,36 +107,39 @@ class OMP(IterativeSolver):
 
     def init(self, problem: Problem) -> State:
         A, y = problem.A, problem.y
-        cache = dict(L=np.zeros((self.k_, self.k_)), active=[], Aty=A.T @ y, residual=np.array(y, copy=True))
+        At = np.ascontiguousarray(A.T) if self.k_ >= TRANSPOSED_COPY_MIN_ATOMS else A.T
+        cache = dict(L=np.zeros((self.k_, self.k_)), active=[], Aty=A.T @ y, residual=np.array(y, copy=True),
+                     columns=np.empty((problem.m, self.k_)), At=At)
         return State(x=np.zeros(problem.d), cache=cache)
 
     def step(self, problem: Problem, state: State) -> State:
         A, cache = problem.A, state.cache
-        active, L = cache["active"], cache["L"]
+        active, L, columns = cache["active"], cache["L"], cache["columns"]
         n = len(active)
         if n == self.k_:
             return State(x=state.x, cache=cache)
-        correlation = np.abs(A.T @ cache["residual"])
+        correlation = np.abs(cache["At"] @ cache["residual"])
         j = int(np.argmax(correlation))
         # Active columns are orthogonal to the residual up to rounding; if one of them still wins, so is
         # every other column (scikit-learn's stopping rule, which keeps the two selections identical).
         if j in active or correlation[j] <= np.finfo(float).tiny:
             log.info("OMP stopped after %d atoms: the residual is orthogonal to all columns", n)
             return State(x=state.x, cache=cache)
-        if not self._extend_cholesky(L, A[:, active], A[:, j], n):
+        columns[:, n] = A[:, j]
+        if not self._extend_cholesky(L, columns[:, :n], columns[:, n], n):
             return State(x=state.x, cache=cache)
         active.append(j)
-        coef = scipy.linalg.cho_solve((L[:n + 1, :n + 1], True), cache["Aty"][active])
+        coef = cholesky_solve(L[:n + 1, :n + 1], cache["Aty"][active])
         x = np.zeros(problem.d)
         x[active] = coef
-        cache["residual"] = problem.y - A[:, active] @ coef
+        cache["residual"] = problem.y - columns[:, :n + 1] @ coef
         return State(x=x, cache=cache)
 
     @staticmethod
     def _extend_cholesky(L: np.ndarray, A_active: np.ndarray, atom: np.ndarray, n: int) -> bool:
         """Append row n of the Cholesky factor of the active Gram matrix; False if ``atom`` is dependent."""
         norm2 = float(atom @ atom)
-        w = scipy.linalg.solve_triangular(L[:n, :n], A_active.T @ atom, lower=True) if n else np.zeros(0)
+        w = solve_lower_triangular(L[:n, :n], A_active.T @ atom) if n else np.zeros(0)
         pivot = norm2 - float(w @ w)
         if pivot <= np.finfo(float).eps * norm2:
             log.warning("OMP stopped after %d atoms: the next column is linearly dependent on the active ones", n)

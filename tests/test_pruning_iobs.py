@@ -51,3 +51,12 @@ def test_dense_inputs_differ_from_pruned_inputs():
         weights[inputs] = {k: l.weight.detach().clone() for k, l in named_linears(task.blocks).items()}
         assert all(float((w == 0).float().mean()) == pytest.approx(0.5) for w in weights[inputs].values())
     assert not torch.equal(weights["pruned"]["1.attn.qkv"], weights["dense"]["1.attn.qkv"])
+
+
+def test_task_update_leaves_unpruned_blocks_alone():
+    task = _vit_task()
+    before = {k: l.weight.detach().clone() for k, l in named_linears(task.blocks).items()}
+    spec = PruneSpec(sparsity=0.5, max_blocks=1)
+    IteratedOBS(spec, IOBSConfig(rounds=2, update="task", lr=0.1), progress=False).run(task)
+    for key, layer in named_linears(task.blocks).items():
+        assert torch.equal(layer.weight, before[key]) == key.startswith("1.")

@@ -102,3 +102,10 @@ def test_iobs_config_validation(bad):
 def test_exact_obs_refuses_large_layers():
     with pytest.raises(ValueError, match="small layers"):
         obs.exact_obs(torch.zeros(2048, 1024), torch.eye(1024), Pattern.make(0.5))
+
+
+def test_cholesky_falls_back_to_more_dampening(caplog):
+    H = torch.zeros(4, 4)
+    H[0, 0] = 1.0
+    U = obs.hinv_cholesky(H)
+    assert torch.isfinite(U).all() and "Cholesky failed" in caplog.text

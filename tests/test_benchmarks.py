@@ -1,0 +1,99 @@
+"""The performance fast paths give the reference answers, and the benchmark script runs end to end (smoke mode).
+
+Fast paths checked elsewhere, not repeated here: HiGHS basis pursuit vs cvxpy and LassoLars vs cvxpy's Lasso
+(``tests/test_known_answer.py``), OMP vs scikit-learn for k < 32 (``tests/test_classic_solvers.py``).
+No test here asserts a timing.
+"""
+
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pytest
+import scipy.linalg
+from sklearn.linear_model import OrthogonalMatchingPursuit
+
+from benchmarks import peers
+from benchmarks import run as bench
+from benchmarks.harness import fit_exponent
+from benchmarks.report import Row
+from problems import make_compressed_sensing, make_quartic_sensing
+from solvers import make_solver
+from solvers._kernels import (SPARSE_PRODUCT_DENSITY, cholesky_solve, gradient_at, solve_lower_triangular,
+                              sparse_product)
+from solvers.pursuit import TRANSPOSED_COPY_MIN_ATOMS
+
+
+@pytest.mark.parametrize("nonzeros", [0, 3, 200])
+def test_sparse_product_equals_the_dense_product(nonzeros):
+    rng = np.random.default_rng(nonzeros)
+    A, v = rng.standard_normal((30, 200)), np.zeros(200)
+    v[rng.choice(200, size=nonzeros, replace=False)] = rng.standard_normal(nonzeros)
+    assert (nonzeros <= SPARSE_PRODUCT_DENSITY * 200) == (nonzeros < 200)  # both branches are exercised
+    np.testing.assert_allclose(sparse_product(A, v), A @ v, rtol=0, atol=1e-13)
+
+
+def test_gradient_at_equals_the_problem_gradient():
+    x = np.zeros(120)
+    x[[3, 50, 99]] = [1.0, -2.0, 0.5]
+    for problem in (make_compressed_sensing(m=40, d=120, k_star=4, seed=0),
+                    make_quartic_sensing(m=40, d=120, k_star=4, seed=0)):  # least squares / any other problem
+        np.testing.assert_allclose(gradient_at(problem, x), problem.gradient(x), rtol=0, atol=1e-12)
+
+
+def test_lapack_level_solves_match_scipy_exactly():
+    rng = np.random.default_rng(1)
+    M = rng.standard_normal((12, 12))
+    L = np.linalg.cholesky(M @ M.T + 12 * np.eye(12))
+    b = rng.standard_normal(8)
+    np.testing.assert_array_equal(solve_lower_triangular(L[:8, :8], b),
+                                  scipy.linalg.solve_triangular(L[:8, :8], b, lower=True))
+    np.testing.assert_array_equal(cholesky_solve(L[:8, :8], b), scipy.linalg.cho_solve((L[:8, :8], True), b))
+
+
+def test_omp_with_its_column_major_copy_agrees_with_scikit_learn():
+    k = TRANSPOSED_COPY_MIN_ATOMS + 4
+    problem = make_compressed_sensing(m=120, d=300, k_star=20, snr_db=30.0, seed=3)
+    result = make_solver("omp", k=k).run(problem)
+    reference = OrthogonalMatchingPursuit(n_nonzero_coefs=k, fit_intercept=False).fit(problem.A, problem.y)
+    np.testing.assert_allclose(result.x, reference.coef_, rtol=0, atol=1e-10)
+
+
+def test_basis_pursuit_highs_agrees_with_clarabel_to_the_benchmark_tolerance():
+    problem = make_compressed_sensing(m=50, d=120, k_star=5, seed=4)  # inside the l1 phase boundary: unique
+    highs = make_solver("basis_pursuit").run(problem).x
+    clarabel = make_solver("basis_pursuit", method="cvxpy", cvxpy_solver="CLARABEL").run(problem).x
+    assert np.max(np.abs(highs - clarabel)) <= 1e-6
+
+
+def test_rows_compare_the_ratio_or_the_value_with_the_target():
+    assert Row("g", "t", 2.0, "ms", reference=4.0, threshold=1.0).met == "yes"
+    assert Row("g", "t", 30.0, "s", reference=2.0, threshold=10.0, sense=">=").met == "yes"
+    assert Row("g", "t", 700.0, "s", threshold=600.0).met == "no"
+    assert Row("g", "t", 1.0, "").met == "n/a"
+    assert fit_exponent([10, 20, 40], [1.0, 4.0, 16.0]) == pytest.approx(2.0)
+
+
+def test_a_peer_that_is_not_installed_is_reported_not_fatal(monkeypatch):
+    def missing(name):
+        raise ImportError(f"No module named {name!r}")
+
+    monkeypatch.setattr(peers.importlib, "import_module", missing)
+    available = peers.peer_solvers()
+    assert available["skscope IHT"] is None and available["abess"] is None
+    records = {"iht": peers.Record([0.1], [0.2], [True])}
+    row = peers.comparison_row("iht", "tiny", records, available)
+    assert row.met == "n/a" and "peer not installed: skscope IHT, abess" in row.note
+
+
+def test_benchmark_script_runs_every_group_in_smoke_mode(tmp_path):
+    assert bench.main(["--smoke", "--out", str(tmp_path)]) == 0
+    with (tmp_path / "benchmarks.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    groups = {row["group"].split(" ", 1)[0] for row in rows}
+    assert groups == {str(i) for i in range(1, 8)}  # one or more rows for each of the seven targets
+    assert all(row["met"] in ("yes", "no", "n/a") and row["machine"] and row["date"] for row in rows)
+    table = (tmp_path / "benchmarks.md").read_text()
+    assert "| group | target | measured |" in table and "machine:" in table
+    assert (tmp_path / "scaling.png").is_file()

@@ -1,0 +1,32 @@
+"""The pruning experiments through the real ``obsbench`` app and result store (torch extra)."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+pytest.importorskip("torch")
+
+from experiments.results import load  # noqa: E402
+
+
+def test_prune_vit_through_the_app_stores_rows_and_draws_the_figures(cli):
+    args = ("experiment=prune_vit", "experiment.methods=[magnitude,sparsegpt,iobs]", "experiment.sparsities=[0.5]",
+            "experiment.rounds=[1,2]")
+    done = cli(*args, timeout=600)
+    assert done.returncode == 0, done.stderr
+    frame = load(cli.results)
+    assert frame["run_id"].nunique() == 1 and set(frame["method"]) == {"dense", "magnitude", "sparsegpt", "iobs"}
+    out = next(cli.outputs.glob("runs/*/*/summary.csv")).parent
+    for name in ("metric_vs_sparsity.png", "metric_vs_rounds_0.5.png", "layer_errors_0.5.csv"):
+        assert (out / name).stat().st_size > 500, name
+    summary = pd.read_csv(out / "summary.csv", header=[0, 1], index_col=[0, 1, 2])
+    assert len(summary) == 5  # dense, magnitude, sparsegpt, iobs after 1 and 2 rounds
+    again = cli(*args, timeout=600)
+    assert again.returncode == 0 and "already stored" in again.stdout
+
+
+def test_invalid_pruning_settings_are_one_line_errors(cli):
+    done = cli("experiment=prune_vit", "experiment.methods=[pruneit]")
+    assert done.returncode != 0 and "pruneit" in done.stderr and "\n" not in done.stderr.strip()
+    assert cli.parquet_files() == []
