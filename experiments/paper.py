@@ -26,6 +26,7 @@ from threadpoolctl import threadpool_limits
 
 from experiments.results import ResultStore, final_rows
 from experiments.runner import RunSpec, build, execute, resolved, results_root
+from plots.convergence import per_iteration
 from plots.paper import digit_mosaic, paper_curves_figure
 from plots.style import save
 
@@ -96,7 +97,7 @@ def summary_numbers(frame: pd.DataFrame, thresholds: tuple[float, ...] = (1.0, 0
     rows: list[dict[str, Any]] = []
     for (variant, solver), runs in frame.groupby(["variant", "solver"], sort=True):
         last = final_rows(runs)
-        mean_curve = runs.pivot_table(index="iteration", columns="run_id", values="distance").ffill().mean(axis=1)
+        mean_curve = per_iteration(runs, "distance").mean(axis=1)
         row = dict(variant=variant, solver=solver, runs=runs["run_id"].nunique(),
                    final_distance_mean=last["distance"].mean(), final_distance_std=last["distance"].std(),
                    final_mse_mean=(last["objective"] * 2.0 / last["p_n"]).mean())

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from plots.convergence import per_iteration
 from plots.style import solver_color, style
 
 #: The paper's legend names (Figure 1: "k-IHT" and "topk-I-OBS").
@@ -14,7 +15,7 @@ PAPER_LABELS = {"iht": "k-IHT", "topk_iobs": "Topk-I-OBS"}
 
 def mean_and_std(frame: pd.DataFrame, column: str) -> pd.DataFrame:
     """Mean and standard deviation over runs of ``column`` at every step; stopped runs keep their final value."""
-    wide = frame.pivot_table(index="iteration", columns="run_id", values=column, aggfunc="first").sort_index().ffill()
+    wide = per_iteration(frame, column)
     return pd.DataFrame({"mean": wide.mean(axis=1), "std": wide.std(axis=1).fillna(0.0), "min": wide.min(axis=1),
                          "max": wide.max(axis=1)})
 

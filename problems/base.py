@@ -34,6 +34,20 @@ def check_finite(name: str, array: np.ndarray) -> None:
     check(np.all(np.isfinite(array)), f"{name} contains NaN or inf values; all entries must be finite")
 
 
+def design_arrays(A: np.ndarray, y: np.ndarray, d: int) -> tuple[np.ndarray, np.ndarray]:
+    """Validate a design ``A`` (m×d) and observations ``y`` (m,) and return read-only float copies.
+
+    Shared by every problem built on a data matrix; each failure is a one-line ``ValueError``.
+    """
+    A, y = np.asarray(A), np.asarray(y)
+    check(A.ndim == 2 and A.shape[0] > 0, f"A must be a non-empty 2-D array, got shape {A.shape}")
+    check(A.shape[1] == d, f"A has {A.shape[1]} columns but x_star has {d} entries")
+    check(y.shape == (A.shape[0],), f"y has shape {y.shape}, expected ({A.shape[0]},) to match A")
+    check_finite("A", A)
+    check_finite("y", y)
+    return readonly(A), readonly(y)
+
+
 def largest_eigenvalue_gram(A: np.ndarray) -> float:
     """λ_max(AᵀA) = σ_max(A)², by a dense SVD for small A and Lanczos (ARPACK) otherwise.
 
@@ -164,14 +178,9 @@ class LeastSquaresProblem(Problem):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        A, y = np.asarray(self.A), np.asarray(self.y)
-        check(A.ndim == 2 and A.shape[0] > 0, f"A must be a non-empty 2-D array, got shape {A.shape}")
-        check(A.shape[1] == self.d, f"A has {A.shape[1]} columns but x_star has {self.d} entries")
-        check(y.shape == (A.shape[0],), f"y has shape {y.shape}, expected ({A.shape[0]},) to match A")
-        check_finite("A", A)
-        check_finite("y", y)
-        object.__setattr__(self, "A", readonly(A))
-        object.__setattr__(self, "y", readonly(y))
+        A, y = design_arrays(self.A, self.y, self.d)
+        object.__setattr__(self, "A", A)
+        object.__setattr__(self, "y", y)
 
     @property
     def m(self) -> int:

@@ -16,7 +16,7 @@ from typing import ClassVar
 import numpy as np
 import scipy.special
 
-from problems.base import Problem, check, check_finite, largest_eigenvalue_gram, readonly
+from problems.base import Problem, check, design_arrays, largest_eigenvalue_gram, readonly
 from problems.sensing import MATRIX_ENSEMBLES, SIGNAL_ENSEMBLES, sensing_matrix, sparse_signal, validate_sizes
 
 LABELS = ("soft", "bernoulli")
@@ -66,12 +66,10 @@ class LogisticProblem(Problem):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        A, y = np.asarray(self.A), np.asarray(self.y)
-        check(A.ndim == 2 and A.shape == (y.size, self.d), f"A has shape {A.shape}, expected ({y.size}, {self.d})")
+        A, y = design_arrays(self.A, self.y, self.d)
         check(np.all((y >= 0) & (y <= 1)), "labels y must lie in [0, 1]")
-        check_finite("A", A)
-        object.__setattr__(self, "A", readonly(A))
-        object.__setattr__(self, "y", readonly(y))
+        object.__setattr__(self, "A", A)
+        object.__setattr__(self, "y", y)
 
     @property
     def n_samples(self) -> int:
@@ -216,12 +214,9 @@ class PolynomialSensingProblem(Problem):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        A, y = np.asarray(self.A), np.asarray(self.y)
-        check(A.ndim == 2 and A.shape == (y.size, self.d), f"A has shape {A.shape}, expected ({y.size}, {self.d})")
-        check_finite("A", A)
-        check_finite("y", y)
-        object.__setattr__(self, "A", readonly(A))
-        object.__setattr__(self, "y", readonly(y))
+        A, y = design_arrays(self.A, self.y, self.d)
+        object.__setattr__(self, "A", A)
+        object.__setattr__(self, "y", y)
 
     @property
     def n_samples(self) -> int:

@@ -208,11 +208,8 @@ def budget(solver: Any, problem: Problem) -> int:
 
 
 def step_size_of(solver: Any, problem: Problem) -> float:
-    """The fixed step η of a gradient-type solver: ``step_size``, else ``step_scale``/L (``step_scale`` = 1
-    when absent), as `IHT.init` and `HTP.init` do."""
-    if getattr(solver, "step_size", None) is not None:
-        return float(solver.step_size)
-    return float(getattr(solver, "step_scale", 1.0)) / problem.smoothness()
+    """The fixed step η of a gradient-type solver, as the solver itself computes it (``fixed_step``)."""
+    return float(solver.fixed_step(problem))
 
 
 def full_newton_note(solver: Any) -> str:

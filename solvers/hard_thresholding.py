@@ -54,9 +54,13 @@ class IHT(IterativeSolver):
         _positive("step_size", self.step_size, allow_none=True)
         _positive("step_scale", self.step_scale)
 
+    def fixed_step(self, problem: Problem) -> float:
+        """The step η used on ``problem``: ``step_size``, else ``step_scale``/L (also read by `solvers.bounds`)."""
+        return self.step_size if self.step_size is not None else self.step_scale / problem.smoothness()
+
     def init(self, problem: Problem) -> State:
         state = super().init(problem)
-        state.step_size = self.step_size if self.step_size is not None else self.step_scale / problem.smoothness()
+        state.step_size = self.fixed_step(problem)
         if not np.isfinite(state.step_size) or state.step_size <= 0:
             raise SolverConfigError(f"the default step 1/L is not positive (L={problem.smoothness():.3g})")
         return state
@@ -242,9 +246,13 @@ class HTP(IterativeSolver):
         super().validate(problem)
         _positive("step_size", self.step_size, allow_none=True)
 
+    def fixed_step(self, problem: Problem) -> float:
+        """The step μ used on ``problem``: ``step_size``, else 1/L (also read by `solvers.bounds`)."""
+        return self.step_size if self.step_size is not None else 1.0 / problem.smoothness()
+
     def init(self, problem: Problem) -> State:
         state = super().init(problem)
-        state.step_size = self.step_size if self.step_size is not None else 1.0 / problem.smoothness()
+        state.step_size = self.fixed_step(problem)
         return state
 
     def step(self, problem: Problem, state: State) -> State:
