@@ -26,7 +26,7 @@ from plots.style import save
 from plots.theory import theory_figure
 from problems.conditioning import instance_constants
 from solvers.base import REGISTRY
-from solvers.bounds import BOUND_NAMES, bound_for
+from solvers.bounds import BOUND_NAMES, no_bound, theorem_bounds
 
 log = logging.getLogger(__name__)
 
@@ -41,22 +41,22 @@ def constants_table(constants: dict[str, dict]) -> pd.DataFrame:
 
 
 def theorem_table(problem, k: int, solvers: list[str]) -> pd.DataFrame:
-    """For each solver with a theorem: the theorem, whether it applies to this instance (with the solver's
-    default parameters and budget k), the one-step bound from the starting point, and the failing condition."""
+    """One row per (solver, theorem): whether the theorem applies to this instance (with the solver's default
+    parameters and budget k), the one-step bound from the starting point, and the failing condition. A solver
+    without a theorem gets one row saying so."""
     start = float(np.linalg.norm(problem.x0 - problem.x_star))
     rows = []
     for name in solvers:
         solver = REGISTRY[name](k=k)
         try:
             solver.validate(problem)
+            results = theorem_bounds(solver, problem, start) or [("-", *no_bound(name))]
         except ValueError as exc:  # e.g. exact I-OBS on a large d: the solver itself cannot run
-            rows.append({"solver": name, "theorem": BOUND_NAMES.get(name, "-"), "applies": False,
-                         "bound_from_x0": np.nan, "e0": start, "why_not": f"solver cannot run: {exc}"})
-            continue
-        value, note = bound_for(solver, problem, start)
-        applies = np.isfinite(value) and not note.startswith("estimate")
-        rows.append({"solver": name, "theorem": BOUND_NAMES.get(name, "-"), "applies": bool(applies),
-                     "bound_from_x0": value, "e0": start, "why_not": note})
+            results = [(BOUND_NAMES.get(name, "-"), np.nan, f"solver cannot run: {exc}")]
+        for theorem, value, note in results:
+            applies = np.isfinite(value) and not note.startswith("estimate")
+            rows.append({"solver": name, "theorem": theorem, "applies": bool(applies), "bound_from_x0": value,
+                         "e0": start, "why_not": note})
     return pd.DataFrame(rows)
 
 

@@ -11,16 +11,19 @@ All results are for noiseless instances (y = Ax*, x* the minimiser); with noise 
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
 
 from problems.base import Problem
-from problems.conditioning import (EXACT, hessian_lipschitz_of, is_positive_definite, local_constants_of,
-                                   quick_sparse_extremes_of, restricted_smoothness_of, rip_from_extremes,
-                                   sparse_spectrum_of, spectral_constants, stationarity_of)
+from problems.conditioning import (hessian_lipschitz_of, is_positive_definite, local_constants_of,
+                                   quick_sparse_extremes_of, restricted_smoothness_of, sparse_spectrum_of,
+                                   spectral_constants, stationarity_of)
+from problems.sparse_spectra import EXACT, rip_from_extremes
 
 log = logging.getLogger(__name__)
 
@@ -33,17 +36,6 @@ COSAMP_DELTA_MAX = math.sqrt((math.sqrt(11.0 / 3.0) - 1) / 4)  # F&R Thm 6.28: �
 SP_DELTA_MAX = math.sqrt(math.sqrt(5.0) - 2.0)                # Song, Xia & Liu 2014: δ_3s < 0.4859
 #: ‖∇f(x*)‖/‖∇f(x0)‖ above which x* is not taken as the unconstrained minimiser (A1; noiseless setting).
 STATIONARITY_TOL = 1e-8
-
-#: solver name -> the theorem `bound_for` draws for it.
-BOUND_NAMES = {
-    "iobs_exact": "Wu et al. 2024, Theorem 1, corrected ratio (d-k)/(d-k*)",
-    "topk_iobs": "Wu et al. 2024, Lemma 3",
-    "iht": "Foucart & Rauhut 2013, Theorem 6.18 (IHT) for sqrt(step)*A",
-    "htp": "Foucart & Rauhut 2013, Theorem 6.18 (HTP) for sqrt(step)*A",
-    "cosamp": "Foucart & Rauhut 2013, Theorem 6.28, A optimally rescaled",
-    "sp": "Song, Xia & Liu 2014 (arXiv:1309.6073), SP, A optimally rescaled",
-}
-
 
 def failed(condition: str) -> Bound:
     """NaN with the note naming the failing assumption."""
@@ -143,34 +135,53 @@ def cosamp_rip_rate(*, delta_4k: float) -> Bound:
 
 
 def sp_rip_rate(*, delta_3k: float) -> Bound:
-    """Subspace pursuit (Dai & Milenkovic 2009), rate of Song, Xia & Liu (2014, arXiv:1309.6073, Thm 1):
-    ρ = sqrt(2δ_3s²(1 + δ_3s²)) / (1 − δ_3s²), < 1 exactly when δ_3s < sqrt(√5 − 2) ≈ 0.4859.
+    """Subspace pursuit (Dai & Milenkovic 2009), Song, Xia & Liu (2014, arXiv:1309.6073):
 
-    Uncertain: the constant is reconstructed to match the paper's stated threshold 0.4859 exactly and is
-    checked numerically in tests/test_bounds.py, not against the printed theorem."""
+        e_{t+1} ≤ ρ e_t,  ρ = sqrt(2δ²(1 + δ²)) / (1 − δ²),  δ = δ_3s,
+
+    which is < 1 exactly when δ_3s < sqrt(√5 − 2) ≈ 0.4859, the paper's threshold. The constant is checked
+    by its derivation from the standard lemmas of Foucart & Rauhut (2013, §6.3–6.4), each with δ ≤ δ_3s
+    (x s-sparse, x_t the least-squares fit on its support S_t, r = A(x − x_t)):
+
+    1. identification, Γ = the s largest |Aᵀr|, U = S_t ∪ Γ: ‖x_{Ū}‖ ≤ √2·δ_3s·‖x − x_t‖;
+    2. least squares u on U (|U| ≤ 2s): ‖(x − u)_U‖ ≤ δ_3s·‖x_{Ū}‖ / sqrt(1 − δ_3s²);
+    3. pruning, S_{t+1} = the s largest |u|: ‖x_{U∖S_{t+1}}‖ ≤ √2·‖(x − u)_U‖, so
+       ‖x_{S̄_{t+1}}‖² ≤ (1 + 2δ²/(1 − δ²))·‖x_{Ū}‖² = (1 + δ²)/(1 − δ²)·‖x_{Ū}‖²;
+    4. least squares on S_{t+1}: ‖x − x_{t+1}‖ ≤ ‖x_{S̄_{t+1}}‖ / sqrt(1 − δ_2s²).
+
+    The product of the four factors is ρ. SP's iterates do not change when A is rescaled, so `bound_for`
+    uses the δ of the best rescaling c·A.
+    """
     if not delta_3k < SP_DELTA_MAX:
         return failed(f"delta_3k={delta_3k:.3g} >= {SP_DELTA_MAX:.4f}")
     return math.sqrt(2.0 * delta_3k**2 * (1.0 + delta_3k**2)) / (1.0 - delta_3k**2), ""
 
 
-def iht_restricted_eigenvalue_rate(*, alpha: float, beta: float, step: float, k: int, k_star: int) -> Bound:
-    """IHT with any fixed step η under restricted strong convexity α and smoothness β at sparsity 2k + k*
-    (quadratic f, or α ≤ λ(∇²f) ≤ β on (2k+k*)-sparse supports along the segment x_t → x*):
+def iht_rsc_rss_rate(*, delta_2k_plus_k_star: float, k: int, k_star: int) -> Bound:
+    """IHT under restricted strong convexity and smoothness, for regression (any fixed step η):
 
-        e_{t+1} ≤ ρ e_t,  ρ = (1 + sqrt(k*/k)) · max(|1 − ηα|, |1 − ηβ|);  with η = 1/β: ρ = (1+sqrt(k*/k))(1 − 1/κ).
+        e_{t+1} ≤ ρ e_t,  ρ = (1 + sqrt(k*/k)) · max(|1 − ηα|, |1 − ηβ|),
 
-    Derivation (ours): u = x_t − η∇f(x_t), V = supp(x_{t+1}) ∪ supp(x*); Lemma 8 of Wu et al. (Peste et al.
-    2021, Lemma 1) on u_V gives ‖T_k(u) − x*‖ ≤ (1 + sqrt(k*/k))‖(u − x*)_V‖, and u − x* = (I − ηH̄)(x_t − x*)
-    restricted to V ∪ supp(x_t) (≤ 2k + k* indices). With k = k*, η = 1 it is the classical 2δ_3s
-    contraction. This is the step-size-aware RSC/RSS form; it is not the Jain, Tewari & Kar (2014) Theorem 1,
-    whose rate is on f − f* and needs k ≥ 32κ²k* with η = 2/(3L). Valid for any ρ (contracting iff ρ < 1).
+    α ≤ λ(∇²f restricted to any (2k + k*)-sparse support) ≤ β; the max is δ_{2k+k*} of √η·A for least
+    squares (argument ``delta_2k_plus_k_star``). At η = 1/β, ρ = (1 + sqrt(k*/k))(1 − 1/κ), κ = β/α, which is
+    < 1 exactly when k > (κ − 1)²k*: a larger budget k buys convergence at any restricted condition number.
+
+    This is the setting of Jain, Tewari & Kar (2014, NeurIPS, "On iterative hard thresholding methods for
+    high-dimensional M-estimation"), whose Theorem 1 proves f(x_t) − f(x*) ≤ ε after O(κ log(1/ε)) steps
+    when k ≥ 32κ²k* and η = 2/(3β), with constants left inside the O(·). The explicit rate here uses the same
+    two ingredients, their Lemma 1 (for z on an index set I, ‖T_k(z) − z‖² ≤ (|I| − k)/(|I| − k*)·‖x* − z‖²;
+    Lemma 8 of Wu et al. 2024) and RSC/RSS: with u = x_t − η∇f(x_t) and V = supp(x_{t+1}) ∪ supp(x*)
+    (|V| ≤ k + k*), ‖x_{t+1} − x*‖ ≤ (1 + sqrt(k*/k))·‖(u − x*)_V‖, and u − x* = (I − ηH̄)(x_t − x*) with
+    H̄ = ∫₀¹∇²f(x* + τ(x_t − x*))dτ restricted to V ∪ supp(x_t) (≤ 2k + k* indices). With k = k*, η = 1 it
+    is the classical 2δ_3s contraction; F&R's √3·δ_3s (`iht_rip_rate`) is tighter there, this one wins for
+    k ≫ k* and ill-conditioned designs. Needs ρ < 1 (linear convergence).
     """
     if not k_star <= k:
         return failed(f"k={k} < k_star={k_star}")
-    if not (0 <= alpha <= beta and step > 0):
-        return failed(f"restricted eigenvalues 0 <= alpha={alpha:.3g} <= beta={beta:.3g} and step > 0 fail")
-    contraction = max(abs(1.0 - step * alpha), abs(1.0 - step * beta))
-    return (1.0 + math.sqrt(k_star / k)) * contraction, ""
+    rho = (1.0 + math.sqrt(k_star / k)) * delta_2k_plus_k_star
+    if not rho < 1:
+        return failed(f"(1+sqrt(k*/k))*delta_2k+k*={rho:.3g} >= 1 (needs k > (kappa-1)^2 k* at step 1/beta)")
+    return rho, ""
 
 
 def linear_bound(previous_error: float, rate: Bound) -> Bound:
@@ -295,9 +306,12 @@ def certify(previous_error: float, rate: Callable[..., Bound], certified: dict[s
     return value, f"estimate: sampled {', '.join(sampled)} satisfy the theorem, the certified upper bounds do not"
 
 
-def rip_rule(rate: Callable[..., Bound], multiples: dict[str, int],
-             step_rule: Callable[[Any, Problem], float | None]) -> Callable[[Any, Problem, float], Bound]:
-    """Wire a RIP theorem: δ's at sparsity multiple·k of √η·A (``step_rule`` gives η, None = best rescaling).
+def rip_rule(rate: Callable[..., Bound], levels: dict[str, Callable[[int, int], int]],
+             step_rule: Callable[[Any, Problem], float | None],
+             budget_aware: bool = False) -> Callable[[Any, Problem, float], Bound]:
+    """Wire a theorem stated with restricted isometry constants: ``levels`` maps each δ argument of ``rate``
+    to its sparsity s(k, k*); the δ's are those of √η·A (``step_rule`` gives η, None = best rescaling).
+    ``budget_aware`` rates also take ``k`` and ``k_star``.
 
     A few random supports (`quick_sparse_extremes_of`, no d×d work) are tried first: when they already violate
     the hypothesis the answer is NaN without the full search; otherwise exact / sampled + certified δ's.
@@ -308,56 +322,108 @@ def rip_rule(rate: Callable[..., Bound], multiples: dict[str, int],
         k = budget(solver, problem)
         if k < problem.k_star:
             return failed(f"k={k} < k_star={problem.k_star}")
+        theorem = functools.partial(rate, k=k, k_star=problem.k_star) if budget_aware else rate
+        sparsities = {name: level(k, problem.k_star) for name, level in levels.items()}
         step = step_rule(solver, problem)
         matrix = "best rescaling of A" if step is None else f"sqrt(step)*A, step={step:.4g}"
-        quick = {name: scaled_delta(*quick_sparse_extremes_of(problem, multiple * k), step)
-                 for name, multiple in multiples.items()}
-        quick_note = rate(**quick)[1]
+        quick = {name: scaled_delta(*quick_sparse_extremes_of(problem, s), step) for name, s in sparsities.items()}
+        quick_note = theorem(**quick)[1]
         if quick_note:  # a few random supports already violate the assumption: no need for the full search
             return NAN, f"{quick_note} (sampled lower bound) [{matrix}]"
         certified, sampled, exact = {}, {}, True
-        for name, multiple in multiples.items():
-            spectrum = sparse_spectrum_of(problem, multiple * k)
+        for name, s in sparsities.items():
+            spectrum = sparse_spectrum_of(problem, s)
             certified[name] = scaled_delta(spectrum.lambda_min_lower, spectrum.lambda_max_upper, step)
             sampled[name] = scaled_delta(spectrum.lambda_min, spectrum.lambda_max, step)
             exact = exact and spectrum.exact
-        value, note = certify(previous_error, rate, certified, sampled, exact)
+        value, note = certify(previous_error, theorem, certified, sampled, exact)
         return value, (f"{note} [{matrix}]" if note else "")
     return rule
 
 
-RULES: dict[str, Callable[[Any, Problem, float], Bound]] = {
-    "iobs_exact": quadratic_rule(iobs_theorem1_corrected),
-    "topk_iobs": quadratic_rule(topk_iobs_lemma3),
-    "iht": rip_rule(iht_rip_rate, {"delta_3k": 3}, step_size_of),
-    "htp": rip_rule(htp_rip_rate, {"delta_2k": 2, "delta_3k": 3}, step_size_of),
-    "cosamp": rip_rule(cosamp_rip_rate, {"delta_4k": 4}, lambda s, p: None),
-    "sp": rip_rule(sp_rip_rate, {"delta_3k": 3}, lambda s, p: None),
+def multiple_of_k(multiple: int) -> Callable[[int, int], int]:
+    """The sparsity level multiple·k (δ_2k, δ_3k, δ_4k of the RIP theorems)."""
+    return lambda k, k_star: multiple * k
+
+
+@dataclass(frozen=True)
+class Theorem:
+    """A result `bound_for` can draw: its citation and the rule that evaluates it on (solver, problem, e_t)."""
+
+    name: str
+    rule: Callable[[Any, Problem, float], Bound]
+
+
+#: solver name -> its theorems; `bound_for` draws the tightest one whose assumptions hold.
+THEOREMS: dict[str, tuple[Theorem, ...]] = {
+    "iobs_exact": (Theorem("Wu et al. 2024, Theorem 1, corrected ratio (d-k)/(d-k*)",
+                           quadratic_rule(iobs_theorem1_corrected)),),
+    "topk_iobs": (Theorem("Wu et al. 2024, Lemma 3", quadratic_rule(topk_iobs_lemma3)),),
+    "iht": (Theorem("Foucart & Rauhut 2013, Theorem 6.18 (IHT) for sqrt(step)*A",
+                    rip_rule(iht_rip_rate, {"delta_3k": multiple_of_k(3)}, step_size_of)),
+            Theorem("RSC/RSS rate in the setting of Jain, Tewari & Kar 2014 (restricted eigenvalues at 2k+k*)",
+                    rip_rule(iht_rsc_rss_rate, {"delta_2k_plus_k_star": lambda k, k_star: 2 * k + k_star},
+                             step_size_of, budget_aware=True))),
+    "htp": (Theorem("Foucart & Rauhut 2013, Theorem 6.18 (HTP) for sqrt(step)*A",
+                    rip_rule(htp_rip_rate, {"delta_2k": multiple_of_k(2), "delta_3k": multiple_of_k(3)},
+                             step_size_of)),),
+    "cosamp": (Theorem("Foucart & Rauhut 2013, Theorem 6.28, A optimally rescaled",
+                       rip_rule(cosamp_rip_rate, {"delta_4k": multiple_of_k(4)}, lambda s, p: None)),),
+    "sp": (Theorem("Song, Xia & Liu 2014 (arXiv:1309.6073), SP, A optimally rescaled",
+                   rip_rule(sp_rip_rate, {"delta_3k": multiple_of_k(3)}, lambda s, p: None)),),
 }
+
+#: solver name -> the theorems it is checked against, as one label.
+BOUND_NAMES = {name: " | ".join(t.name for t in theorems) for name, theorems in THEOREMS.items()}
+
+
+def no_bound(name: str) -> Bound:
+    """NaN with the note of a solver that has no theorem."""
+    reason = NO_BOUND_REASONS.get(name)
+    return NAN, f"no bound for solver {name}" + (f": {reason}" if reason else "")
+
+
+def theorem_bounds(solver: Any, problem: Problem, previous_error: float) -> list[tuple[str, float, str]]:
+    """(theorem name, bound, note) for each theorem of ``solver`` (see `bound_for` for the notes); [] when the
+    solver has none. Never raises: a failure becomes a ``"bound failed: ..."`` note."""
+    name = getattr(solver, "name", type(solver).__name__)
+    theorems = THEOREMS.get(name, ())
+    noise_std = float(getattr(problem, "noise_std", 0.0) or 0.0)
+    out = []
+    for theorem in theorems:
+        if noise_std > 0:
+            value, note = failed(f"noiseless instance (noise_std={noise_std:.3g} > 0)")
+        elif not np.isfinite(previous_error):
+            value, note = NAN, "previous error is not finite"
+        else:
+            try:
+                gradient_at_star = stationarity_of(problem)
+                if gradient_at_star > STATIONARITY_TOL:
+                    value, note = failed("x* is the unconstrained minimiser "
+                                         f"(A1; relative gradient at x* {gradient_at_star:.2g})")
+                else:
+                    value, note = theorem.rule(solver, problem, float(previous_error))
+            except Exception as exc:  # a bound must never break a run
+                log.warning("bound for %s (%s) failed: %s", name, theorem.name, exc)
+                value, note = NAN, f"bound failed: {type(exc).__name__}: {exc}"
+        out.append((theorem.name, value, note))
+    return out
 
 
 def bound_for(solver: Any, problem: Problem, previous_error: float) -> Bound:
-    """The bound on ‖x_{t+1} − x*‖ given ‖x_t − x*‖ for ``solver`` on ``problem`` (theorem: `BOUND_NAMES`).
+    """The bound on ‖x_{t+1} − x*‖ given ‖x_t − x*‖ for ``solver`` on ``problem``: the smallest over the
+    solver's `THEOREMS` whose assumptions hold with certified constants; else the smallest ``"estimate: ..."``
+    value; else NaN with the first theorem's failing condition.
 
     Constants come from the per-instance cache of `problems.conditioning`, so only the first call of a run
     computes anything. Returns NaN and ``"no bound for solver X"`` when no theorem applies, NaN and
     ``"assumption: ..."`` when one fails, and never raises (a failure becomes a ``"bound failed: ..."`` note).
     """
-    name = getattr(solver, "name", type(solver).__name__)
-    rule = RULES.get(name)
-    if rule is None:
-        reason = NO_BOUND_REASONS.get(name)
-        return NAN, f"no bound for solver {name}" + (f": {reason}" if reason else "")
-    noise_std = float(getattr(problem, "noise_std", 0.0) or 0.0)
-    if noise_std > 0:
-        return failed(f"noiseless instance (noise_std={noise_std:.3g} > 0)")
-    if not np.isfinite(previous_error):
-        return NAN, "previous error is not finite"
-    try:
-        gradient_at_star = stationarity_of(problem)
-        if gradient_at_star > STATIONARITY_TOL:
-            return failed(f"x* is the unconstrained minimiser (A1; relative gradient at x* {gradient_at_star:.2g})")
-        return rule(solver, problem, float(previous_error))
-    except Exception as exc:  # a bound must never break a run
-        log.warning("bound for %s failed: %s", name, exc)
-        return NAN, f"bound failed: {type(exc).__name__}: {exc}"
+    results = theorem_bounds(solver, problem, previous_error)
+    if not results:
+        return no_bound(getattr(solver, "name", type(solver).__name__))
+    for wanted in (lambda note: note == "", lambda note: note.startswith("estimate")):
+        candidates = [(value, note) for _, value, note in results if wanted(note) and np.isfinite(value)]
+        if candidates:
+            return min(candidates, key=lambda pair: pair[0])
+    return results[0][1], results[0][2]

@@ -12,12 +12,13 @@ import pytest
 
 from problems import LeastSquaresProblem, make_compressed_sensing, make_least_squares
 from problems import conditioning
-from problems.conditioning import local_constants_of, rip_from_extremes, sparse_spectrum
+from problems.conditioning import local_constants_of
+from problems.sparse_spectra import rip_from_extremes, sparse_spectrum
 from problems.nonquadratic import make_logistic_regression, make_quartic_sensing
 from problems.regression import orthonormal_columns
 from solvers import REGISTRY, make_solver
 from solvers import bounds
-from solvers.bounds import (bound_for, cosamp_rip_rate, envelope, htp_rip_rate, iht_restricted_eigenvalue_rate,
+from solvers.bounds import (bound_for, cosamp_rip_rate, envelope, htp_rip_rate, iht_rsc_rss_rate,
                             iht_rip_rate, iobs_theorem1_corrected, iobs_theorem1_stated, linear_bound,
                             scaled_delta, sp_rip_rate, topk_iobs_lemma3)
 
@@ -219,24 +220,42 @@ def test_rip_rates_hold_on_random_near_isometries(name):
     assert worst > 0.2  # some steps come within a factor 5 of the bound
 
 
-def test_restricted_eigenvalue_rate_of_iht_holds_for_any_step():
+def test_rsc_rss_rate_of_iht_holds_for_any_step_and_budget():
     checks = 0
-    for seed in range(80):
+    for seed in range(120):
         rng = np.random.default_rng(seed)
-        problem = make_least_squares(n=14, d=8, k_star=int(rng.integers(1, 3)), kappa=rng.uniform(1.5, 6), seed=seed)
-        k = problem.k_star + int(rng.integers(0, 2))
+        problem = make_least_squares(n=14, d=9, k_star=int(rng.integers(1, 3)), kappa=rng.uniform(1.2, 4), seed=seed)
+        k = problem.k_star + int(rng.integers(0, 4))
         spectrum = sparse_spectrum(problem.gram, 2 * k + problem.k_star)
-        eta = rng.uniform(0.3, 2.0) / spectrum.lambda_max
-        rho, note = iht_restricted_eigenvalue_rate(alpha=spectrum.lambda_min, beta=spectrum.lambda_max, step=eta,
-                                                   k=k, k_star=problem.k_star)
-        assert note == ""
-        x = threshold(rng.standard_normal(8), k)
+        eta = rng.uniform(0.5, 1.5) / spectrum.lambda_max
+        delta = rip_from_extremes(spectrum.lambda_min, spectrum.lambda_max, eta)
+        rho, note = iht_rsc_rss_rate(delta_2k_plus_k_star=delta, k=k, k_star=problem.k_star)
+        if note:
+            assert np.isnan(rho) and "needs k > (kappa-1)^2 k*" in note
+            continue
+        x = threshold(rng.standard_normal(9), k)
         for _ in range(5):
             e = float(np.linalg.norm(x - problem.x_star))
             x = threshold(x - eta * problem.gradient(x), k)
             assert np.linalg.norm(x - problem.x_star) <= rho * e + slack(problem)
             checks += 1
-    assert checks == 400
+    assert checks >= 200
+
+
+def test_iht_gets_the_rsc_rss_bound_where_the_rip_theorem_fails():
+    """An ill-conditioned regression with a large budget: δ_3k of √η·A is past 1/√3, but k ≥ (κ−1)²k*, so the
+    RSC/RSS rate certifies linear convergence; the registered IHT stays below the bound it draws."""
+    problem = make_least_squares(n=30, d=10, k_star=1, kappa=2.6, seed=3)
+    solver = make_solver("iht", k=6, max_iter=30)
+    rows = {name: (value, note) for name, value, note in bounds.theorem_bounds(solver, problem, 1.0)}
+    assert len(rows) == 2
+    (rip_value, rip_note), (rsc_value, rsc_note) = rows.values()
+    assert np.isnan(rip_value) and rip_note.startswith("assumption: delta_3k=")
+    assert rsc_note == "" and 0 < rsc_value < 1
+    assert bound_for(solver, problem, 1.0) == (rsc_value, "")
+    frame = solver.run(problem).frame()
+    drawn = frame[(frame["iteration"] > 0) & (frame["bound_note"] == "")]
+    assert len(drawn) >= 5 and (drawn["distance"] <= drawn["bound"] + slack(problem)).all()
 
 
 # ---------------------------------------------------------------------------------- notes and wiring
@@ -250,7 +269,8 @@ def test_failing_assumptions_are_named():
     assert np.isnan(htp_rip_rate(delta_2k=0.5, delta_3k=0.6)[0])
     assert np.isnan(cosamp_rip_rate(delta_4k=0.48)[0]) and cosamp_rip_rate(delta_4k=0.478)[0] < 1
     assert np.isnan(sp_rip_rate(delta_3k=0.486)[0]) and sp_rip_rate(delta_3k=0.485)[0] < 1
-    assert "k=1 < k_star=2" in iht_restricted_eigenvalue_rate(alpha=1, beta=2, step=0.5, k=1, k_star=2)[1]
+    assert "k=1 < k_star=2" in iht_rsc_rss_rate(delta_2k_plus_k_star=0.1, k=1, k_star=2)[1]
+    assert "needs k > (kappa-1)^2 k*" in iht_rsc_rss_rate(delta_2k_plus_k_star=0.6, k=2, k_star=2)[1]
     assert linear_bound(2.0, (0.5, "")) == (1.0, "")
 
 

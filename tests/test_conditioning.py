@@ -12,9 +12,9 @@ import pytest
 
 from problems import LeastSquaresProblem, make_compressed_sensing, make_least_squares
 from problems import conditioning
-from problems.conditioning import (instance_constants, local_constants_of, logistic_hessian_lipschitz_bound,
-                                   mutual_coherence, restricted_smoothness, restricted_strong_convexity,
-                                   rip_constant, sampled_hessian_lipschitz, sparse_spectrum)
+from problems.conditioning import instance_constants, local_constants_of, sampled_hessian_lipschitz
+from problems.sparse_spectra import (logistic_hessian_lipschitz_bound, mutual_coherence, restricted_smoothness,
+                                     restricted_strong_convexity, rip_constant, sparse_spectrum)
 from problems.nonquadratic import make_logistic_regression, make_quartic_sensing
 
 HOWS = {"exact", "upper bound", "lower bound", "sampled lower bound", "sampled upper bound", "estimate"}

@@ -17,15 +17,16 @@ def test_constants_prints_labelled_constants_and_why_theorems_do_not_apply(cli):
     theorems = pd.read_csv(out / "theorems.csv").set_index("solver")
     assert not theorems["applies"].any()
     assert "A2 strong convexity" in theorems.loc["topk_iobs", "why_not"]
-    assert "delta_3k" in theorems.loc["iht", "why_not"]
+    iht = theorems.loc[["iht"]].set_index("theorem")["why_not"]  # F&R Thm 6.18 and the RSC/RSS rate
+    assert len(iht) == 2 and iht.str.contains("delta_3k").sum() == 1 and iht.str.contains("delta_2k\\+k\\*").sum() == 1
     assert "theorems" in done.stdout and cli.parquet_files() == []
 
 
-def test_constants_on_a_well_conditioned_quadratic_find_every_theorem_applicable(cli):
+def test_constants_on_a_well_conditioned_quadratic_find_a_theorem_for_every_solver(cli):
     done = cli("experiment=constants", "problem=theory_quadratic")
     assert done.returncode == 0, done.stderr
     theorems = pd.read_csv(next(cli.outputs.glob("runs/*/*/theorems.csv"))).set_index("solver")
-    assert theorems["applies"].all(), theorems["why_not"]
+    assert theorems.groupby("solver")["applies"].any().all(), theorems["why_not"]
 
 
 def test_rates_draws_bounds_and_measures_linear_and_quadratic_orders(cli):
