@@ -16,7 +16,7 @@ from hydra.experimental.callback import Callback
 from hydra.utils import get_method
 from omegaconf import DictConfig
 
-from experiments.results import load
+from experiments.results import ResultStore, load
 from experiments.runner import results_root
 
 log = logging.getLogger(__name__)
@@ -93,8 +93,10 @@ class ValidateSweep(Callback):
 
 class SweepReport(Callback):
     """At the end of a multirun, report over all of its jobs (works with any launcher: jobs leave manifests
-    in their output folders, which live on the shared file system)."""
+    in their output folders, which live on the shared file system), then delete the temporary files that
+    killed writers left in the results root more than an hour ago."""
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
         write_report(config, sweep_run_ids(sweep_dir), sweep_dir)
+        ResultStore(results_root(config)).remove_stale_temporaries()

@@ -15,6 +15,7 @@ import logging
 import os
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
@@ -28,6 +29,8 @@ TRACE_COLUMNS = ("iteration", "time_s", "objective", "distance", "rel_error", "s
                  "step_size", "bound", "bound_note")
 IDENTITY_COLUMNS = ("run_id", "experiment", "problem", "solver", "seed")
 OUTCOME_COLUMNS = ("status", "message")
+#: Age (seconds) after which a temporary file is a leftover of a killed writer (`ResultStore.remove_stale_temporaries`).
+STALE_TEMPORARY_S = 3600.0
 PROVENANCE_COLUMNS = ("obsbench_version", "git_sha", "numpy_version", "scipy_version", "created_at")
 
 
@@ -147,6 +150,25 @@ class ResultStore:
         """The stored final point of a run, or None if it was not kept."""
         path = self.solution_path(run)
         return np.load(path) if path.is_file() else None
+
+    def remove_stale_temporaries(self, older_than_s: float = STALE_TEMPORARY_S) -> int:
+        """Delete temporary files (``.<run>.*.tmp``) last written more than ``older_than_s`` seconds ago:
+        leftovers of writers killed between creating and renaming them (e.g. ``kill -9``). They are never
+        read; a live writer's file is seconds old, so a concurrent sweep's writes are not touched. Returns
+        how many were removed."""
+        removed = 0
+        deadline = time.time() - older_than_s
+        for folder in (self.root, self.root / "solutions"):
+            for path in folder.glob(".*.tmp") if folder.is_dir() else ():
+                try:
+                    if path.stat().st_mtime < deadline:
+                        path.unlink()
+                        removed += 1
+                except FileNotFoundError:  # another process removed or renamed it meanwhile
+                    continue
+        if removed:
+            log.info("removed %d stale temporary files under %s", removed, self.root)
+        return removed
 
     def runs(self) -> list[str]:
         """Ids of the stored runs (temporary files are ignored)."""

@@ -40,11 +40,18 @@ def support_of(x: np.ndarray, rtol: float = 1e-9) -> np.ndarray:
 
 @dataclass
 class State:
-    """What an iteration hands to the next: the iterate, the step size it used and solver-private data."""
+    """What an iteration hands to the next: the iterate, the step size it used and solver-private data.
+
+    ``finished`` is a solver's own stopping rule (e.g. OMP after k atoms, HTP when the support repeats): a
+    step that sets it ends the run with status ``ok`` and that message. A step that knows it cannot move
+    returns the state it was given (the same ``x`` object) with ``finished`` set; no row is recorded for it,
+    so traces never end with a repeated point.
+    """
 
     x: np.ndarray
     step_size: float = float("nan")
     cache: dict[str, Any] = field(default_factory=dict)
+    finished: str = ""
 
 
 @dataclass
@@ -281,11 +288,16 @@ class IterativeSolver(Solver):
                 status, message = "error", f"{type(exc).__name__}: {exc}"
                 break
             elapsed += time.perf_counter() - tic
+            if state.finished and state.x is previous:  # the solver's own rule: nothing new to record
+                status, message, iteration = "ok", state.finished, iteration - 1
+                break
             bound, note = self.bound(problem, trace.rows[-1]["distance"], iteration)
             row = trace.record(iteration, state.x, elapsed, state.step_size, bound, note)
             for callback in callbacks:
                 callback(self, state, row)
             status, message = self._stopping(state.x, previous, row, blowup, elapsed)
+            if status == "running" and state.finished:
+                status, message = "ok", state.finished
             if status != "running":
                 break
         else:

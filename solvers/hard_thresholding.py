@@ -230,8 +230,8 @@ class HTP(IterativeSolver):
     1. S_{t+1} = supp T_k(x_t + μ Aᵀ(y − Ax_t))
     2. x_{t+1} = argmin_{supp(z) ⊆ S_{t+1}} ‖y − Az‖²      (`least_squares_on_support`)
 
-    Foucart's natural stopping rule S_{t+1} = S_t is implied by the base loop's tolerance test: the same
-    support gives the same least-squares solution, so the step length is zero.
+    Foucart's natural stopping rule: when S_{t+1} = S_t (after a first least-squares fit) the next point would
+    equal x_t, so the run stops with status ``ok`` without recording it.
     """
 
     name = "htp"
@@ -257,5 +257,8 @@ class HTP(IterativeSolver):
 
     def step(self, problem: Problem, state: State) -> State:
         mu = state.step_size
-        support = top_k_indices(state.x - mu * gradient_at(problem, state.x), self.k_)
-        return State(x=least_squares_on_support(problem.A, problem.y, support), step_size=mu)
+        support = np.sort(top_k_indices(state.x - mu * gradient_at(problem, state.x), self.k_))
+        if state.cache.get("fitted") and np.array_equal(support, np.flatnonzero(state.x)):
+            state.finished = "support unchanged (Foucart's stopping rule)"
+            return state
+        return State(x=least_squares_on_support(problem.A, problem.y, support), step_size=mu, cache={"fitted": True})

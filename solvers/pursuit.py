@@ -57,10 +57,10 @@ class SubspacePursuit(IterativeSolver):
     1. T̃ = T ∪ supp T_k(Aᵀr)                         (expand, |T̃| ≤ 2k)
     2. b = argmin_{supp(b) ⊆ T̃} ‖Ab − y‖², T' = supp T_k(b)
     3. x' = argmin_{supp(z) ⊆ T'} ‖Az − y‖²            (re-fit on the pruned support)
-    4. if ‖y − Ax'‖ > ‖r‖ keep x_t (the authors' halting rule), else x_{t+1} = x'
+    4. if ‖y − Ax'‖ > ‖r‖ keep x_t and stop (the authors' halting rule), else x_{t+1} = x'
 
-    From x_0 = 0 the first iteration is the paper's initialisation T⁰ = supp T_k(Aᵀy). Halting returns the
-    same point, so the base loop stops with status ``ok``. Needs a least-squares problem.
+    From x_0 = 0 the first iteration is the paper's initialisation T⁰ = supp T_k(Aᵀy). The run also stops
+    (status ``ok``) when T' = T, since the next iteration would repeat this one. Needs a least-squares problem.
     """
 
     name = "sp"
@@ -72,10 +72,15 @@ class SubspacePursuit(IterativeSolver):
         residual = sparse_product(A, x) - y
         expanded = np.union1d(np.flatnonzero(x), top_k_indices(-A.T @ residual, self.k_))
         b = least_squares_on_support(A, y, expanded)
-        x_new = least_squares_on_support(A, y, np.sort(top_k_indices(b, self.k_)))
+        pruned = np.sort(top_k_indices(b, self.k_))
+        if state.cache.get("fitted") and np.array_equal(pruned, np.flatnonzero(x)):
+            state.finished = "support unchanged (subspace pursuit halts)"
+            return state
+        x_new = least_squares_on_support(A, y, pruned)
         if np.linalg.norm(sparse_product(A, x_new) - y) > np.linalg.norm(residual):
-            return State(x=x)
-        return State(x=x_new)
+            state.finished = "residual did not decrease (subspace pursuit halts)"
+            return state
+        return State(x=x_new, cache={"fitted": True})
 
 
 class OMP(IterativeSolver):
@@ -93,10 +98,10 @@ class OMP(IterativeSolver):
     least-squares solve. The active columns A_Λ are kept in an m×k buffer, one column appended per atom, so
     A_Λᵀa_j and A_Λz read the first t columns of the buffer instead of gathering t columns of A every
     iteration; for k ≥ `TRANSPOSED_COPY_MIN_ATOMS` the correlations Aᵀr use a column-major copy of A made in
-    ``init``. OMP always starts from the empty support (``problem.x0`` is not used). After k atoms, or when the
-    residual is orthogonal to every column up to rounding (the best correlation is an active column's), or
-    when a new column is numerically dependent on the active ones, the point no longer changes and the base
-    loop stops with status ``ok``.
+    ``init``. OMP always starts from the empty support (``problem.x0`` is not used). It stops (status ``ok``)
+    after k atoms, when the residual is zero, when the residual is orthogonal to every column up to rounding
+    (the best correlation is an active column's), or when a new column is numerically dependent on the
+    active ones.
     Needs a least-squares problem.
     """
 
@@ -116,24 +121,28 @@ class OMP(IterativeSolver):
         A, cache = problem.A, state.cache
         active, L, columns = cache["active"], cache["L"], cache["columns"]
         n = len(active)
-        if n == self.k_:
-            return State(x=state.x, cache=cache)
         correlation = np.abs(cache["At"] @ cache["residual"])
         j = int(np.argmax(correlation))
         # Active columns are orthogonal to the residual up to rounding; if one of them still wins, so is
         # every other column (scikit-learn's stopping rule, which keeps the two selections identical).
         if j in active or correlation[j] <= np.finfo(float).tiny:
-            log.info("OMP stopped after %d atoms: the residual is orthogonal to all columns", n)
-            return State(x=state.x, cache=cache)
+            state.finished = f"stopped after {n} atoms: the residual is orthogonal to all columns"
+            return state
         columns[:, n] = A[:, j]
         if not self._extend_cholesky(L, columns[:, :n], columns[:, n], n):
-            return State(x=state.x, cache=cache)
+            state.finished = f"stopped after {n} atoms: the next column depends on the active ones"
+            return state
         active.append(j)
         coef = cholesky_solve(L[:n + 1, :n + 1], cache["Aty"][active])
         x = np.zeros(problem.d)
         x[active] = coef
         cache["residual"] = problem.y - columns[:, :n + 1] @ coef
-        return State(x=x, cache=cache)
+        finished = ""
+        if n + 1 == self.k_:
+            finished = f"selected k={self.k_} atoms"
+        elif not np.any(cache["residual"]):
+            finished = f"the residual is zero after {n + 1} atoms"
+        return State(x=x, cache=cache, finished=finished)
 
     @staticmethod
     def _extend_cholesky(L: np.ndarray, A_active: np.ndarray, atom: np.ndarray, n: int) -> bool:

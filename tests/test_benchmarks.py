@@ -60,11 +60,12 @@ def test_omp_with_its_column_major_copy_agrees_with_scikit_learn():
     np.testing.assert_allclose(result.x, reference.coef_, rtol=0, atol=1e-10)
 
 
-def test_basis_pursuit_highs_agrees_with_clarabel_to_the_benchmark_tolerance():
+@pytest.mark.parametrize("method", ["lars", "highs"])
+def test_basis_pursuit_fast_paths_agree_with_clarabel_to_the_benchmark_tolerance(method):
     problem = make_compressed_sensing(m=50, d=120, k_star=5, seed=4)  # inside the l1 phase boundary: unique
-    highs = make_solver("basis_pursuit").run(problem).x
+    fast = make_solver("basis_pursuit", method=method).run(problem).x
     clarabel = make_solver("basis_pursuit", method="cvxpy", cvxpy_solver="CLARABEL").run(problem).x
-    assert np.max(np.abs(highs - clarabel)) <= 1e-6
+    assert np.max(np.abs(fast - clarabel)) <= 1e-6
 
 
 def test_rows_compare_the_ratio_or_the_value_with_the_target():

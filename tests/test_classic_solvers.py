@@ -57,8 +57,8 @@ def test_omp_records_one_row_per_selected_atom():
     problem = make_compressed_sensing(m=60, d=120, k_star=6, snr_db=30.0, seed=0)
     result = make_solver("omp", k=8).run(problem)
     sizes = [row["support_size"] for row in result.trace]
-    assert sizes[:9] == list(range(9))
-    assert result.status == "ok" and sizes[-1] == 8
+    assert sizes == list(range(9))  # k atoms, k rows after x0, no repeated final row
+    assert result.status == "ok" and result.n_iter == 8 and result.message == "selected k=8 atoms"
 
 
 def test_omp_stops_when_the_residual_is_orthogonal_to_every_column():
@@ -106,8 +106,19 @@ def test_htp_iterates_are_least_squares_fits_and_it_stops_when_the_support_repea
         support = np.flatnonzero(x)
         assert support.size <= 6
         assert np.max(np.abs(problem.gradient(x)[support])) < 1e-10
-    assert result.status == "ok" and result.n_iter < 20
-    np.testing.assert_array_equal(iterates[-1], iterates[-2])
+    assert result.status == "ok" and result.n_iter < 20 and result.n_iter == len(iterates)
+    assert result.message.startswith("support unchanged")
+    assert not np.array_equal(iterates[-1], iterates[-2])  # the repeat is detected, not recorded
+
+
+@pytest.mark.parametrize("name", ["omp", "sp", "htp"])
+def test_solvers_with_their_own_stopping_rule_never_record_a_repeated_point(name):
+    for seed in range(6):
+        problem = make_compressed_sensing(m=60, d=128, k_star=6, snr_db=30.0 if seed % 2 else None, seed=seed)
+        result = make_solver(name).run(problem)
+        points = [row["objective"] for row in result.trace]
+        assert result.status == "ok" and len(points) == result.n_iter + 1
+        assert all(a != b for a, b in zip(points[:-1], points[1:])), (seed, points)
 
 
 def test_sp_residual_never_increases():

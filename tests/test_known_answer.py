@@ -41,12 +41,31 @@ def test_cosamp_output_never_exceeds_k_nonzeros():
         assert (result.frame()["support_size"] <= 8).all()
 
 
-def test_basis_pursuit_fast_path_agrees_with_cvxpy():
-    problem = make_compressed_sensing(m=40, d=80, k_star=8, seed=1)  # not necessarily exact recovery
-    highs = make_solver("basis_pursuit").run(problem).x
-    reference = make_solver("basis_pursuit", method="cvxpy").run(problem).x
-    assert np.abs(highs).sum() == pytest.approx(np.abs(reference).sum(), rel=1e-6)
-    assert np.allclose(highs, reference, atol=1e-5)
+@pytest.mark.parametrize("method", ["lars", "highs"])
+def test_basis_pursuit_fast_paths_agree_with_cvxpy(method):
+    for k_star in (8, 25):  # inside and beyond the l1 phase boundary (no exact recovery at 25 of 40)
+        problem = make_compressed_sensing(m=40, d=80, k_star=k_star, seed=1)
+        fast = make_solver("basis_pursuit", method=method).run(problem).x
+        reference = make_solver("basis_pursuit", method="cvxpy").run(problem).x
+        assert np.abs(fast).sum() == pytest.approx(np.abs(reference).sum(), rel=1e-6)
+        assert np.allclose(fast, reference, atol=1e-5)
+
+
+def test_basis_pursuit_homotopy_is_certified_or_replaced_by_the_lp():
+    """The homotopy's end point is accepted only with a duality gap ≤ CERTIFICATE_TOL; on this instance LARS
+    ends 1e-4 away from the minimiser, the certificate says so, and the solver returns the LP's answer."""
+    from solvers.convex import CERTIFICATE_TOL, homotopy_basis_pursuit, linear_program_basis_pursuit
+
+    for seed in range(5):
+        small = make_compressed_sensing(m=30, d=60, k_star=int(5 + 4 * seed), seed=seed)
+        x, n_steps, gap = homotopy_basis_pursuit(small.A, small.y)
+        assert gap <= CERTIFICATE_TOL and n_steps > 0
+        np.testing.assert_allclose(x, linear_program_basis_pursuit(small.A, small.y)[0], atol=1e-8)
+    hard = make_compressed_sensing(m=200, d=1000, k_star=60, seed=2)
+    x, _, gap = homotopy_basis_pursuit(hard.A, hard.y)
+    lp = linear_program_basis_pursuit(hard.A, hard.y)[0]
+    assert gap > CERTIFICATE_TOL and np.abs(x - lp).max() > 1e-6
+    np.testing.assert_allclose(make_solver("basis_pursuit").run(hard).x, lp, atol=1e-9)
 
 
 def test_lasso_fast_path_agrees_with_cvxpy_in_objective():

@@ -77,3 +77,22 @@ def test_load_concatenates_runs_and_ignores_others(tmp_path):
     assert everything["run_id"].nunique() == 3
     assert load(tmp_path, ids[:2])["run_id"].nunique() == 2
     assert load(tmp_path / "missing").empty
+
+
+def test_stale_temporary_files_are_removed_and_fresh_ones_kept(tmp_path):
+    import os
+    import time
+
+    store = ResultStore(tmp_path)
+    execute(_spec(seed=0), store)
+    (tmp_path / "solutions").mkdir(exist_ok=True)
+    stale = [tmp_path / ".dead.abc.tmp", tmp_path / "solutions" / ".dead.def.tmp"]
+    fresh = tmp_path / ".live.ghi.tmp"  # a concurrent writer's file: seconds old
+    for path in (*stale, fresh):
+        path.write_bytes(b"partial")
+    two_hours_ago = time.time() - 7200
+    for path in stale:
+        os.utime(path, (two_hours_ago, two_hours_ago))
+    assert store.remove_stale_temporaries() == 2
+    assert not any(p.exists() for p in stale) and fresh.exists()
+    assert len(store.runs()) == 1 and store.remove_stale_temporaries() == 0
