@@ -33,7 +33,7 @@ SOLVERS = {"iht": dict(step_size=0.5), "niht": {}, "htp": {}, "cosamp": {}}
 #: What an iteration does beyond the floor's two products, for the notes.
 EXTRA_WORK = {
     "iht": "Ax of the k-sparse iterate from k columns (sparse_product), so about one dense product",
-    "niht": "dense gradient (exact line search) plus A·g_Γ and, when the support changes, A(x̃ − x) per backtrack",
+    "niht": "gradient with Ax from the k support columns, plus A·g_Γ and, when the support changes, A(x̃ − x) per backtrack",
 }
 THRESHOLD = 1.3
 WARM_ITERATIONS = 3

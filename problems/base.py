@@ -151,7 +151,32 @@ class Problem:
 
 
 @dataclass(frozen=True, eq=False)
-class LeastSquaresProblem(Problem):
+class DataMatrixProblem(Problem):
+    """A problem built on a data matrix: fields ``A`` (n×d) and ``y`` (n,), validated by `design_arrays` and
+    stored as read-only copies; ``n_samples`` is the number of rows. Subclasses add their own checks of the
+    observations in `check_observations`."""
+
+    A: np.ndarray = field(default=None)  # type: ignore[assignment]
+    y: np.ndarray = field(default=None)  # type: ignore[assignment]
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        A, y = design_arrays(self.A, self.y, self.d)
+        self.check_observations(y)
+        object.__setattr__(self, "A", A)
+        object.__setattr__(self, "y", y)
+
+    def check_observations(self, y: np.ndarray) -> None:
+        """Raise a one-line ``ValueError`` when ``y`` is not valid for this problem (default: any finite y)."""
+
+    @property
+    def n_samples(self) -> int:
+        """Number of samples / measurements (rows of A)."""
+        return int(self.A.shape[0])
+
+
+@dataclass(frozen=True, eq=False)
+class LeastSquaresProblem(DataMatrixProblem):
     """f(x) = ½‖Ax − y‖², the objective of compressed sensing and linear regression.
 
     Parameters
@@ -169,25 +194,15 @@ class LeastSquaresProblem(Problem):
     ``sample_gradient`` returns the unbiased minibatch estimate (m/|B|) A_Bᵀ(A_B x − y_B).
     """
 
-    A: np.ndarray = field(default=None)  # type: ignore[assignment]
-    y: np.ndarray = field(default=None)  # type: ignore[assignment]
     noise_std: float = 0.0
 
     hessian_is_constant: ClassVar[bool] = True
     capabilities: ClassVar[frozenset[str]] = frozenset({"least_squares", "finite_sum"})
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        A, y = design_arrays(self.A, self.y, self.d)
-        object.__setattr__(self, "A", A)
-        object.__setattr__(self, "y", y)
-
     @property
     def m(self) -> int:
         """Number of measurements (rows of A)."""
-        return int(self.A.shape[0])
-
-    n_samples = m
+        return self.n_samples
 
     def residual(self, x: np.ndarray) -> np.ndarray:
         """r = Ax − y."""

@@ -10,13 +10,13 @@
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
 import scipy.special
 
-from problems.base import Problem, check, design_arrays, largest_eigenvalue_gram, readonly
+from problems.base import DataMatrixProblem, check, largest_eigenvalue_gram, readonly
 from problems.sensing import MATRIX_ENSEMBLES, SIGNAL_ENSEMBLES, sensing_matrix, sparse_signal, validate_sizes
 
 LABELS = ("soft", "bernoulli")
@@ -36,7 +36,7 @@ def _check_init_radius(init_radius: float | None) -> None:
 
 
 @dataclass(frozen=True, eq=False)
-class LogisticProblem(Problem):
+class LogisticProblem(DataMatrixProblem):
     """f(x) = (1/n) Σ_i [log(1 + e^{z_i}) − y_i z_i] + (l2/2)‖x‖²,  z = Ax,  labels y_i ∈ [0, 1].
 
     Parameters
@@ -57,24 +57,13 @@ class LogisticProblem(Problem):
     so L = λ_max(AᵀA)/(4n) + l2 is a global smoothness constant (returned by ``smoothness``).
     """
 
-    A: np.ndarray = field(default=None)  # type: ignore[assignment]
-    y: np.ndarray = field(default=None)  # type: ignore[assignment]
     l2: float = 0.0
     x_star_kind: str = "unconstrained minimiser"
 
     capabilities: ClassVar[frozenset[str]] = frozenset({"finite_sum"})
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        A, y = design_arrays(self.A, self.y, self.d)
+    def check_observations(self, y: np.ndarray) -> None:
         check(np.all((y >= 0) & (y <= 1)), "labels y must lie in [0, 1]")
-        object.__setattr__(self, "A", A)
-        object.__setattr__(self, "y", y)
-
-    @property
-    def n_samples(self) -> int:
-        """Number of samples (rows of A)."""
-        return int(self.A.shape[0])
 
     def objective(self, x: np.ndarray) -> float:
         z = self.A @ x
@@ -191,7 +180,7 @@ def make_logistic_regression(
 
 
 @dataclass(frozen=True, eq=False)
-class PolynomialSensingProblem(Problem):
+class PolynomialSensingProblem(DataMatrixProblem):
     """f(x) = ½‖Ax − y‖² + Σ_i φ(x_i − x*_i),  φ(t) = ridge·t²/2 + cubic·t³/3 + quartic·t⁴/4,  y = Ax*.
 
     Notes
@@ -204,24 +193,11 @@ class PolynomialSensingProblem(Problem):
     exactly quadratic; with cubic = 0 it would be cubic near x*.
     """
 
-    A: np.ndarray = field(default=None)  # type: ignore[assignment]
-    y: np.ndarray = field(default=None)  # type: ignore[assignment]
     ridge: float = 1.0
     cubic: float = 0.0
     quartic: float = 1.0
 
     capabilities: ClassVar[frozenset[str]] = frozenset({"finite_sum"})
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        A, y = design_arrays(self.A, self.y, self.d)
-        object.__setattr__(self, "A", A)
-        object.__setattr__(self, "y", y)
-
-    @property
-    def n_samples(self) -> int:
-        """Number of measurements (rows of A)."""
-        return int(self.A.shape[0])
 
     def _penalty_derivatives(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """φ(δ), φ'(δ), φ''(δ) elementwise at δ = x − x*."""

@@ -183,9 +183,7 @@ class NIHT(IterativeSolver):
 
     def step(self, problem: Problem, state: State) -> State:
         x, A = state.x, problem.A
-        # The dense gradient, not `gradient_at`: μ below is an exact line search whose value near convergence
-        # depends on the residual's rounding (tests check it to 1e-12 against the textbook formula).
-        g = -problem.gradient(x)
+        g = -gradient_at(problem, x)
         if not np.any(g):
             return State(x=x, step_size=0.0)
         gamma = np.flatnonzero(x) if np.any(x) else top_k_indices(g, self.k_)

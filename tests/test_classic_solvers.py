@@ -76,7 +76,9 @@ def test_omp_stops_when_the_residual_is_orthogonal_to_every_column():
 
 
 def test_niht_step_is_the_exact_line_search_or_passes_the_safeguard():
-    """μ₀ = ‖g_Γ‖²/‖Ag_Γ‖²; a support-changing step must satisfy μ ≤ ω."""
+    """μ₀ = ‖g_Γ‖²/‖Ag_Γ‖²; a support-changing step must satisfy μ ≤ ω. Checked to 1e-9 on the steps that move
+    x by more than 1e-6‖x*‖: the solver forms Ax from the support's columns, this reference densely, and once
+    the gradient is at rounding level the two line searches differ by rounding alone."""
     problem = make_compressed_sensing(m=80, d=200, k_star=8, matrix="toeplitz", rho=0.5, seed=1)
     A, c = problem.A, 0.01
     history, steps = [problem.x0], []
@@ -90,11 +92,13 @@ def test_niht_step_is_the_exact_line_search_or_passes_the_safeguard():
         g_s[support] = g[support]
         mu0 = (g_s @ g_s) / np.sum((A @ g_s) ** 2)
         dx = x_new - x
-        omega = (1 - c) * (dx @ dx) / np.sum((A @ dx) ** 2) if np.any(dx) else np.inf
-        if np.array_equal(np.flatnonzero(x_new), np.sort(support)) and mu == pytest.approx(mu0, rel=1e-12):
+        if np.linalg.norm(dx) <= 1e-6 * np.linalg.norm(problem.x_star):
             continue
-        assert mu <= mu0 * (1 + 1e-12) and mu <= omega * (1 + 1e-12)
-        shrunk += mu < mu0 * (1 - 1e-12)
+        omega = (1 - c) * (dx @ dx) / np.sum((A @ dx) ** 2)
+        if np.array_equal(np.flatnonzero(x_new), np.sort(support)) and mu == pytest.approx(mu0, rel=1e-9):
+            continue
+        assert mu <= mu0 * (1 + 1e-9) and mu <= omega * (1 + 1e-9)
+        shrunk += mu < mu0 * (1 - 1e-9)
     assert len(steps) > 5 and shrunk >= 1
 
 
