@@ -154,7 +154,9 @@ def hessian_lipschitz_of(problem: Problem, k: int, n_pairs: int = N_PAIRS) -> di
 
 def rip_constants_of(problem: Problem, k: int, **options: Any) -> dict[str, dict[str, Any]]:
     """λ_min, λ_max, δ and κ of the s-sparse principal submatrices of AᵀA at every level of
-    `sparsity_levels`, plus mutual coherence and the eigenvalues on the true support."""
+    `sparsity_levels`, the budgets k the RSC/RSS results for IHT need (``budget_jtk2014`` = 32κ²k*,
+    ``budget_rsc_rate`` = (κ − 1)²k*, κ at sparsity 2k + k*), mutual coherence and the eigenvalues on the
+    true support."""
     out: dict[str, dict[str, Any]] = {}
     for tag, s in sparsity_levels(k, problem.k_star).items():
         spec = sparse_spectrum_of(problem, s, **options)
@@ -169,6 +171,12 @@ def rip_constants_of(problem: Problem, k: int, **options: Any) -> dict[str, dict
             out[f"lambda_min_{tag}_lower"] = constant(spec.lambda_min_lower, LOWER, **extra)
             out[f"lambda_max_{tag}_upper"] = constant(spec.lambda_max_upper, UPPER, **extra)
             out[f"delta_{tag}_upper"] = constant(delta["upper_bound"], UPPER, **extra)
+    kappa = out["kappa_2k_plus_k_star"]
+    # The budgets the IHT results under RSC/RSS ask for, from κ = λ_max/λ_min at sparsity 2k + k*:
+    # Jain, Tewari & Kar (2014, Thm 1) need k ≥ 32κ²k*; `solvers.bounds.iht_rsc_rss_rate` contracts at step
+    # 1/λ_max when k > (κ − 1)²k*.
+    out["budget_jtk2014"] = constant(32.0 * kappa["value"] ** 2 * problem.k_star, kappa["how"], sparsity=k)
+    out["budget_rsc_rate"] = constant((kappa["value"] - 1.0) ** 2 * problem.k_star, kappa["how"], sparsity=k)
     out["coherence"] = constant(mutual_coherence(problem.A), EXACT)
     star = problem.true_support
     w = scipy.linalg.eigvalsh(problem.gram[np.ix_(star, star)]) if star.size else np.array([np.nan])

@@ -318,7 +318,7 @@ def rip_rule(rate: Callable[..., Bound], levels: dict[str, Callable[[int, int], 
     """
     def rule(solver: Any, problem: Problem, previous_error: float) -> Bound:
         if "least_squares" not in problem.capabilities:
-            return failed("a least-squares problem (the theorem is stated under the RIP of A)")
+            return failed("a least-squares problem (the theorem is stated for f = ½‖Ax − y‖²)")
         k = budget(solver, problem)
         if k < problem.k_star:
             return failed(f"k={k} < k_star={problem.k_star}")

@@ -391,3 +391,17 @@ def test_problems_without_certified_constants_get_estimates():
     problem = SeparableQuartic(name="separable", params={}, seed=0, x_star=np.array([1.0, 0, 0, 0]), k_star=1)
     value, note = bound_for(make_solver("topk_iobs", k=2), problem, 0.1)
     assert np.isfinite(value) and note.startswith("estimate: not certified (mu: estimate; M: sampled lower bound")
+
+
+def test_the_reported_rsc_budget_is_where_the_rsc_rate_starts_to_hold():
+    """budget_rsc_rate = (κ − 1)²k* (κ at sparsity 2k + k*, here the whole d): at step 1/λ_max the RSC/RSS
+    theorem holds exactly when k exceeds it; budget_jtk2014 = 32κ²k* is reported beside it."""
+    for kappa, k, holds in ((3.2, 5, True), (3.3, 5, False), (3.3, 6, True)):
+        problem = make_least_squares(n=30, d=10, k_star=1, kappa=kappa, seed=0)
+        constants = conditioning.instance_constants(problem, k=k)
+        assert constants["budget_rsc_rate"]["value"] == pytest.approx((kappa - 1) ** 2)
+        assert constants["budget_jtk2014"]["value"] == pytest.approx(32 * kappa**2)
+        assert constants["budget_rsc_rate"]["how"] == "exact"
+        solver = make_solver("iht", k=k)
+        rsc = bounds.theorem_bounds(solver, problem, 1.0)[1]
+        assert (rsc[2] == "") == holds == (k > constants["budget_rsc_rate"]["value"]), rsc
