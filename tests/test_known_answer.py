@@ -108,3 +108,34 @@ def test_loop_marks_divergence_errors_and_max_iter(small_ls):
 def test_time_budget_stops_the_loop(small_ls):
     result = make_solver("iht", max_iter=10**6, tol=1e-300, time_budget=1e-4).run(small_ls)
     assert result.status == "timeout"
+
+
+class _Halving(IterativeSolver):
+    """x ← x/2 for ``moves`` steps, then its own rule says it is done (the unchanged state, ``finished`` set)."""
+
+    needs_k = False
+
+    def __init__(self, *, moves: int = 3, flag_last_move: bool = False, **common):
+        super().__init__(**common)
+        self.moves = moves
+        self.flag_last_move = flag_last_move
+
+    def init(self, problem):
+        return State(x=np.ones(problem.d), cache={"left": self.moves})
+
+    def step(self, problem, state):
+        left = state.cache["left"]
+        if left == 0:
+            state.finished = "nothing left to do"
+            return state
+        finished = "last move" if self.flag_last_move and left == 1 else ""
+        return State(x=state.x / 2, cache={"left": left - 1}, finished=finished)
+
+
+def test_a_solvers_own_stopping_rule_ends_the_run_without_a_repeated_row(small_ls):
+    done = _Halving(moves=3, tol=1e-300).run(small_ls)
+    assert done.status == "ok" and done.message == "nothing left to do"
+    assert done.n_iter == 3 and len(done.trace) == 4  # x0 and the three moves; the no-op step is not recorded
+    np.testing.assert_allclose(done.x, np.full(small_ls.d, 0.125))
+    flagged = _Halving(moves=3, flag_last_move=True, tol=1e-300).run(small_ls)
+    assert flagged.status == "ok" and flagged.message == "last move" and len(flagged.trace) == 4
