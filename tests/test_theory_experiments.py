@@ -47,6 +47,16 @@ def test_rates_draws_bounds_and_measures_linear_and_quadratic_orders(cli):
         assert (sweep / name).stat().st_size > 20_000
 
 
+def test_rates_on_an_ill_conditioned_regression_draws_the_rsc_bound_of_iht(cli):
+    """κ = 4: F&R's δ_3k hypothesis fails for IHT, the RSC/RSS rate holds at k = 10 > (κ − 1)²k* = 9."""
+    done = cli("-m", "experiment=rates", "problem=theory_regression", "solver=iht", "solver.k=10", "seed=range(2)")
+    assert done.returncode == 0, done.stderr
+    rows = load(cli.results).query("iteration > 0")
+    assert len(rows) > 20 and (rows["bound_note"] == "").all()
+    assert (rows["distance"] <= rows["bound"] + 1e-12).all() and (rows["bound"] < rows["distance"] / 0.7).any()
+    assert next(cli.outputs.glob("multirun/*/*/rates_theory_regression.png")).stat().st_size > 20_000
+
+
 def test_conditioning_reports_iterations_against_restricted_condition_number(cli):
     done = cli("-m", "experiment=conditioning", "problem.kappa=1,10,100", "solver=iht,topk_iobs", "seed=0")
     assert done.returncode == 0, done.stderr
