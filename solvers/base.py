@@ -188,7 +188,7 @@ class Solver:
         """
         from solvers.bounds import bound_for  # lazy: bounds imports problems.conditioning
 
-        return bound_for(self, problem, previous_error)
+        return bound_for(self, problem, previous_error, iteration)
 
     def run(self, problem: Problem, callbacks: Iterable[Callback] = ()) -> Result:
         raise NotImplementedError

@@ -348,10 +348,19 @@ def multiple_of_k(multiple: int) -> Callable[[int, int], int]:
 
 @dataclass(frozen=True)
 class Theorem:
-    """A result `bound_for` can draw: its citation and the rule that evaluates it on (solver, problem, e_t)."""
+    """A result `bound_for` can draw: its citation, the rule that evaluates it on (solver, problem, e_t), and
+    what it assumes of the iterate x_t it starts from (checked on the first step, from ``problem.x0``; later
+    iterates of these solvers satisfy it by construction):
+
+    - ``"any"``: nothing (the Newton-type results);
+    - ``"sparse"``: x_t is k-sparse (the RIP and RSC/RSS analyses of IHT, HTP, CoSaMP);
+    - ``"fitted"``: x_t is k-sparse and the least-squares fit on its support, so Aᵀ(y − Ax_t) vanishes there
+      (step 1 of `sp_rip_rate`'s derivation); x_0 = 0 qualifies.
+    """
 
     name: str
     rule: Callable[[Any, Problem, float], Bound]
+    start: str = "any"
 
 
 #: solver name -> its theorems; `bound_for` draws the tightest one whose assumptions hold.
@@ -360,17 +369,17 @@ THEOREMS: dict[str, tuple[Theorem, ...]] = {
                            quadratic_rule(iobs_theorem1_corrected)),),
     "topk_iobs": (Theorem("Wu et al. 2024, Lemma 3", quadratic_rule(topk_iobs_lemma3)),),
     "iht": (Theorem("Foucart & Rauhut 2013, Theorem 6.18 (IHT) for sqrt(step)*A",
-                    rip_rule(iht_rip_rate, {"delta_3k": multiple_of_k(3)}, step_size_of)),
+                    rip_rule(iht_rip_rate, {"delta_3k": multiple_of_k(3)}, step_size_of), "sparse"),
             Theorem("RSC/RSS rate in the setting of Jain, Tewari & Kar 2014 (restricted eigenvalues at 2k+k*)",
                     rip_rule(iht_rsc_rss_rate, {"delta_2k_plus_k_star": lambda k, k_star: 2 * k + k_star},
-                             step_size_of, budget_aware=True))),
+                             step_size_of, budget_aware=True), "sparse")),
     "htp": (Theorem("Foucart & Rauhut 2013, Theorem 6.18 (HTP) for sqrt(step)*A",
                     rip_rule(htp_rip_rate, {"delta_2k": multiple_of_k(2), "delta_3k": multiple_of_k(3)},
-                             step_size_of)),),
+                             step_size_of), "sparse"),),
     "cosamp": (Theorem("Foucart & Rauhut 2013, Theorem 6.28, A optimally rescaled",
-                       rip_rule(cosamp_rip_rate, {"delta_4k": multiple_of_k(4)}, lambda s, p: None)),),
+                       rip_rule(cosamp_rip_rate, {"delta_4k": multiple_of_k(4)}, lambda s, p: None), "sparse"),),
     "sp": (Theorem("Song, Xia & Liu 2014 (arXiv:1309.6073), SP, A optimally rescaled",
-                   rip_rule(sp_rip_rate, {"delta_3k": multiple_of_k(3)}, lambda s, p: None)),),
+                   rip_rule(sp_rip_rate, {"delta_3k": multiple_of_k(3)}, lambda s, p: None), "fitted"),),
 }
 
 #: solver name -> the theorems it is checked against, as one label.
@@ -383,12 +392,32 @@ def no_bound(name: str) -> Bound:
     return NAN, f"no bound for solver {name}" + (f": {reason}" if reason else "")
 
 
-def theorem_bounds(solver: Any, problem: Problem, previous_error: float) -> list[tuple[str, float, str]]:
+def start_condition(start: str, solver: Any, problem: Problem) -> str:
+    """The failing condition of a theorem's assumption on x_0 (`Theorem.start`), or ``""``."""
+    x0 = np.asarray(problem.x0)
+    if start == "any" or not np.any(x0):
+        return ""
+    k = budget(solver, problem)
+    if np.count_nonzero(x0) > k:
+        return f"x_0 is k-sparse (it has {np.count_nonzero(x0)} nonzeros, k={k}); the first step is not covered"
+    if start == "fitted" and "least_squares" in problem.capabilities:
+        support = np.flatnonzero(x0)
+        correlation = np.abs(problem.A[:, support].T @ (problem.y - problem.A @ x0))
+        if correlation.max() > 1e-10 * max(float(np.linalg.norm(problem.A.T @ problem.y)), 1e-300):
+            return "x_0 is the least-squares fit on its support; the first step is not covered"
+    return ""
+
+
+def theorem_bounds(solver: Any, problem: Problem, previous_error: float,
+                   iteration: int | None = None) -> list[tuple[str, float, str]]:
     """(theorem name, bound, note) for each theorem of ``solver`` (see `bound_for` for the notes); [] when the
-    solver has none. Never raises: a failure becomes a ``"bound failed: ..."`` note."""
+    solver has none. ``iteration`` is the step being bounded (x_{iteration} from x_{iteration−1}); None or 1
+    means the step from ``problem.x0``, whose assumptions (`Theorem.start`) are checked. Never raises: a
+    failure becomes a ``"bound failed: ..."`` note."""
     name = getattr(solver, "name", type(solver).__name__)
     theorems = THEOREMS.get(name, ())
     noise_std = float(getattr(problem, "noise_std", 0.0) or 0.0)
+    first_step = iteration is None or iteration <= 1
     out = []
     for theorem in theorems:
         if noise_std > 0:
@@ -397,8 +426,11 @@ def theorem_bounds(solver: Any, problem: Problem, previous_error: float) -> list
             value, note = NAN, "previous error is not finite"
         else:
             try:
+                start_note = start_condition(theorem.start, solver, problem) if first_step else ""
                 gradient_at_star = stationarity_of(problem)
-                if gradient_at_star > STATIONARITY_TOL:
+                if start_note:
+                    value, note = failed(start_note)
+                elif gradient_at_star > STATIONARITY_TOL:
                     value, note = failed("x* is the unconstrained minimiser "
                                          f"(A1; relative gradient at x* {gradient_at_star:.2g})")
                 else:
@@ -410,16 +442,16 @@ def theorem_bounds(solver: Any, problem: Problem, previous_error: float) -> list
     return out
 
 
-def bound_for(solver: Any, problem: Problem, previous_error: float) -> Bound:
+def bound_for(solver: Any, problem: Problem, previous_error: float, iteration: int | None = None) -> Bound:
     """The bound on ‖x_{t+1} − x*‖ given ‖x_t − x*‖ for ``solver`` on ``problem``: the smallest over the
     solver's `THEOREMS` whose assumptions hold with certified constants; else the smallest ``"estimate: ..."``
-    value; else NaN with the first theorem's failing condition.
+    value; else NaN with the first theorem's failing condition. ``iteration``: see `theorem_bounds`.
 
     Constants come from the per-instance cache of `problems.conditioning`, so only the first call of a run
     computes anything. Returns NaN and ``"no bound for solver X"`` when no theorem applies, NaN and
     ``"assumption: ..."`` when one fails, and never raises (a failure becomes a ``"bound failed: ..."`` note).
     """
-    results = theorem_bounds(solver, problem, previous_error)
+    results = theorem_bounds(solver, problem, previous_error, iteration)
     if not results:
         return no_bound(getattr(solver, "name", type(solver).__name__))
     for wanted in (lambda note: note == "", lambda note: note.startswith("estimate")):

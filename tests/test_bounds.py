@@ -405,3 +405,26 @@ def test_the_reported_rsc_budget_is_where_the_rsc_rate_starts_to_hold():
         solver = make_solver("iht", k=k)
         rsc = bounds.theorem_bounds(solver, problem, 1.0)[1]
         assert (rsc[2] == "") == holds == (k > constants["budget_rsc_rate"]["value"]), rsc
+
+
+def test_the_first_step_is_bounded_only_from_a_start_the_theorem_covers():
+    """The RIP / RSC analyses start from a k-sparse x_t (SP: the least-squares fit on its support); from another
+    x_0 the first step gets a note, the later steps (whose iterates have that form) get the bound."""
+    import dataclasses
+
+    problem, k, _ = near_isometry(2, eps=0.2)
+    dense = dataclasses.replace(problem, x0=np.full(problem.d, 0.1))
+    sparse = np.zeros(problem.d)
+    sparse[:k] = 1.0
+    unfitted = dataclasses.replace(problem, x0=sparse)
+    for name in ("iht", "htp", "cosamp", "sp"):
+        solver = make_solver(name, k=k)
+        value, note = bound_for(solver, dense, 1.0, iteration=1)
+        assert np.isnan(value) and note.startswith("assumption: x_0 is k-sparse"), (name, note)
+        assert bound_for(solver, dense, 1.0, iteration=2) == bound_for(solver, problem, 1.0)
+        fitted_note = bound_for(solver, unfitted, 1.0)[1]
+        assert ("least-squares fit" in fitted_note) == (name == "sp"), (name, fitted_note)
+    frame = make_solver("sp", k=k, max_iter=6).run(unfitted).frame()
+    assert "least-squares fit" in frame.loc[1, "bound_note"]
+    later = frame[frame["iteration"] > 1]
+    assert len(later) and (later["bound_note"] == "").all()
