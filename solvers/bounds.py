@@ -1,10 +1,13 @@
-"""Per-iteration error bounds of the theorems, and the wiring that picks the theorem of a solver.
+"""Per-iteration error bounds of the theorems, and the wiring that picks the theorems of a solver.
 
 Every bound function takes the previous error e_t = ‖x_t − x*‖₂ first and the constants of the instance as
 keyword floats, and returns ``(bound on e_{t+1}, note)``. The note is ``""`` when the assumptions hold and
 otherwise names the failing condition (``"assumption: delta_3k=0.71 >= 1/sqrt(3)=0.577"``); the bound is then
 NaN. `bound_for` adds one more kind of note: ``"estimate: ..."`` when the assumptions hold only for sampled
 constants that are not certified, in which case the value is computed from them and is not a guarantee.
+
+A solver may have several theorems (`THEOREMS`, e.g. IHT: F&R Thm 6.18 and the RSC/RSS rate); `bound_for`
+draws the tightest one whose assumptions hold, `theorem_bounds` returns each of them.
 
 All results are for noiseless instances (y = Ax*, x* the minimiser); with noise `bound_for` returns NaN.
 """
@@ -36,6 +39,7 @@ COSAMP_DELTA_MAX = math.sqrt((math.sqrt(11.0 / 3.0) - 1) / 4)  # F&R Thm 6.28: �
 SP_DELTA_MAX = math.sqrt(math.sqrt(5.0) - 2.0)                # Song, Xia & Liu 2014: δ_3s < 0.4859
 #: ‖∇f(x*)‖/‖∇f(x0)‖ above which x* is not taken as the unconstrained minimiser (A1; noiseless setting).
 STATIONARITY_TOL = 1e-8
+
 
 def failed(condition: str) -> Bound:
     """NaN with the note naming the failing assumption."""
