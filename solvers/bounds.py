@@ -9,7 +9,8 @@ constants that are not certified, in which case the value is computed from them 
 A solver may have several theorems (`THEOREMS`, e.g. IHT: F&R Thm 6.18 and the RSC/RSS rate); `bound_for`
 draws the tightest one whose assumptions hold, `theorem_bounds` returns each of them.
 
-All results are for noiseless instances (y = Ax*, x* the minimiser); with noise `bound_for` returns NaN.
+All results but `iht_noisy_rate` are for noiseless instances (y = Ax*, x* the minimiser); with noise they are
+NaN with a note, and IHT's noisy theorem bounds the error to the generating x* (a floor set by ‖y − Ax*‖).
 """
 
 from __future__ import annotations
@@ -188,6 +189,22 @@ def iht_rsc_rss_rate(*, delta_2k_plus_k_star: float, k: int, k_star: int) -> Bou
     return rho, ""
 
 
+def iht_noisy_rate(*, delta_2k: float, delta_3k: float) -> tuple[float, float, str]:
+    """IHT with measurement noise, y = Ax* + e (x* s-sparse, unit step; for a step η apply it to √η·A, √η·e):
+
+        e_{t+1} ≤ ρ e_t + τ‖e‖₂,  ρ = 2δ_3s,  τ = 2·sqrt(1 + δ_2s);  returns (ρ, τ, note).
+
+    The standard argument (Blumensath & Davies 2009; Foucart & Rauhut 2013, §6.3, whose Theorem 6.18 sharpens
+    ρ to √3·δ_3s): x_{t+1} is the best s-term approximation of u = x_t + Aᵀ(y − Ax_t), so
+    ‖u − x_{t+1}‖² ≤ ‖u − x*‖², i.e. ‖x_{t+1} − x*‖² ≤ 2⟨(u − x*)_V, x_{t+1} − x*⟩ with V = supp(x_{t+1} − x*),
+    |V| ≤ 2s; and u − x* = (I − AᵀA)(x_t − x*) + Aᵀe, where ‖((I − AᵀA)h)_V‖ ≤ δ_3s‖h‖ (h, V within 3s
+    indices) and ‖A_Vᵀe‖ ≤ sqrt(1 + δ_2s)‖e‖. The errors then settle below τ‖e‖/(1 − ρ). Needs ρ < 1.
+    """
+    if not delta_3k < 0.5:
+        return NAN, NAN, f"assumption: delta_3k={delta_3k:.3g} >= 1/2 (2*delta_3k < 1)"
+    return 2.0 * delta_3k, 2.0 * math.sqrt(1.0 + delta_2k), ""
+
+
 def linear_bound(previous_error: float, rate: Bound) -> Bound:
     """e_{t+1} ≤ ρ e_t from a ``(ρ, note)`` pair."""
     rho, note = rate
@@ -297,25 +314,27 @@ def scaled_delta(lambda_min: float, lambda_max: float, step: float | None) -> fl
     return rip_from_extremes(lambda_min, lambda_max, step)
 
 
-def certify(previous_error: float, rate: Callable[..., Bound], certified: dict[str, float],
+def certify(evaluate: Callable[[dict[str, float]], Bound], certified: dict[str, float],
             sampled: dict[str, float], exact: bool) -> Bound:
-    """Bound from certified δ's when they satisfy the theorem; NaN when the (exact or sampled lower-bound) δ's
-    violate it; otherwise the value from the sampled δ's with an ``estimate:`` note."""
-    value, note = linear_bound(previous_error, rate(**certified))
+    """``evaluate(deltas)`` (a one-step bound) with the certified δ's when they satisfy the theorem; NaN when
+    the (exact or sampled lower-bound) δ's violate it; otherwise the value from the sampled δ's with an
+    ``estimate:`` note."""
+    value, note = evaluate(certified)
     if not note or exact:
         return value, note
-    value, sampled_note = linear_bound(previous_error, rate(**sampled))
+    value, sampled_note = evaluate(sampled)
     if sampled_note:
         return NAN, f"{sampled_note} (sampled lower bound)"
     return value, f"estimate: sampled {', '.join(sampled)} satisfy the theorem, the certified upper bounds do not"
 
 
-def rip_rule(rate: Callable[..., Bound], levels: dict[str, Callable[[int, int], int]],
-             step_rule: Callable[[Any, Problem], float | None],
-             budget_aware: bool = False) -> Callable[[Any, Problem, float], Bound]:
+def rip_rule(rate: Callable[..., Any], levels: dict[str, Callable[[int, int], int]],
+             step_rule: Callable[[Any, Problem], float | None], budget_aware: bool = False,
+             noisy: bool = False) -> Callable[[Any, Problem, float], Bound]:
     """Wire a theorem stated with restricted isometry constants: ``levels`` maps each δ argument of ``rate``
     to its sparsity s(k, k*); the δ's are those of √η·A (``step_rule`` gives η, None = best rescaling).
-    ``budget_aware`` rates also take ``k`` and ``k_star``.
+    ``budget_aware`` rates also take ``k`` and ``k_star``. A rate returns ``(ρ, note)`` (bound ρ·e_t), or
+    with ``noisy`` ``(ρ, τ, note)`` (bound ρ·e_t + τ·‖√η·(y − Ax*)‖).
 
     A few random supports (`quick_sparse_extremes_of`, no d×d work) are tried first: when they already violate
     the hypothesis the answer is NaN without the full search; otherwise exact / sampled + certified δ's.
@@ -330,8 +349,18 @@ def rip_rule(rate: Callable[..., Bound], levels: dict[str, Callable[[int, int], 
         sparsities = {name: level(k, problem.k_star) for name, level in levels.items()}
         step = step_rule(solver, problem)
         matrix = "best rescaling of A" if step is None else f"sqrt(step)*A, step={step:.4g}"
+        if noisy:
+            noise = math.sqrt(step if step is not None else 1.0) * float(
+                np.linalg.norm(problem.y - problem.A @ problem.x_star))
+
+            def evaluate(deltas: dict[str, float]) -> Bound:
+                rho, tau, note = theorem(**deltas)
+                return (NAN, note) if note else (rho * previous_error + tau * noise, "")
+        else:
+            def evaluate(deltas: dict[str, float]) -> Bound:
+                return linear_bound(previous_error, theorem(**deltas))
         quick = {name: scaled_delta(*quick_sparse_extremes_of(problem, s), step) for name, s in sparsities.items()}
-        quick_note = theorem(**quick)[1]
+        quick_note = evaluate(quick)[1]
         if quick_note:  # a few random supports already violate the assumption: no need for the full search
             return NAN, f"{quick_note} (sampled lower bound) [{matrix}]"
         certified, sampled, exact = {}, {}, True
@@ -340,7 +369,7 @@ def rip_rule(rate: Callable[..., Bound], levels: dict[str, Callable[[int, int], 
             certified[name] = scaled_delta(spectrum.lambda_min_lower, spectrum.lambda_max_upper, step)
             sampled[name] = scaled_delta(spectrum.lambda_min, spectrum.lambda_max, step)
             exact = exact and spectrum.exact
-        value, note = certify(previous_error, theorem, certified, sampled, exact)
+        value, note = certify(evaluate, certified, sampled, exact)
         return value, (f"{note} [{matrix}]" if note else "")
     return rule
 
@@ -365,6 +394,8 @@ class Theorem:
     name: str
     rule: Callable[[Any, Problem, float], Bound]
     start: str = "any"
+    #: Whether the bound holds with measurement noise (x* the generating signal, not a minimiser of f).
+    noisy: bool = False
 
 
 #: solver name -> its theorems; `bound_for` draws the tightest one whose assumptions hold.
@@ -376,7 +407,11 @@ THEOREMS: dict[str, tuple[Theorem, ...]] = {
                     rip_rule(iht_rip_rate, {"delta_3k": multiple_of_k(3)}, step_size_of), "sparse"),
             Theorem("RSC/RSS rate in the setting of Jain, Tewari & Kar 2014 (restricted eigenvalues at 2k+k*)",
                     rip_rule(iht_rsc_rss_rate, {"delta_2k_plus_k_star": lambda k, k_star: 2 * k + k_star},
-                             step_size_of, budget_aware=True), "sparse")),
+                             step_size_of, budget_aware=True), "sparse"),
+            Theorem("IHT with measurement noise: 2*delta_3k contraction + 2 sqrt(1+delta_2k) ||sqrt(step) e|| "
+                    "(Blumensath & Davies 2009; F&R 2013 section 6.3)",
+                    rip_rule(iht_noisy_rate, {"delta_2k": multiple_of_k(2), "delta_3k": multiple_of_k(3)},
+                             step_size_of, noisy=True), "sparse", noisy=True)),
     "htp": (Theorem("Foucart & Rauhut 2013, Theorem 6.18 (HTP) for sqrt(step)*A",
                     rip_rule(htp_rip_rate, {"delta_2k": multiple_of_k(2), "delta_3k": multiple_of_k(3)},
                              step_size_of), "sparse"),),
@@ -424,14 +459,14 @@ def theorem_bounds(solver: Any, problem: Problem, previous_error: float,
     first_step = iteration is None or iteration <= 1
     out = []
     for theorem in theorems:
-        if noise_std > 0:
+        if noise_std > 0 and not theorem.noisy:
             value, note = failed(f"noiseless instance (noise_std={noise_std:.3g} > 0)")
         elif not np.isfinite(previous_error):
             value, note = NAN, "previous error is not finite"
         else:
             try:
                 start_note = start_condition(theorem.start, solver, problem) if first_step else ""
-                gradient_at_star = stationarity_of(problem)
+                gradient_at_star = 0.0 if theorem.noisy else stationarity_of(problem)
                 if start_note:
                     value, note = failed(start_note)
                 elif gradient_at_star > STATIONARITY_TOL:
@@ -449,7 +484,8 @@ def theorem_bounds(solver: Any, problem: Problem, previous_error: float,
 def bound_for(solver: Any, problem: Problem, previous_error: float, iteration: int | None = None) -> Bound:
     """The bound on ‖x_{t+1} − x*‖ given ‖x_t − x*‖ for ``solver`` on ``problem``: the smallest over the
     solver's `THEOREMS` whose assumptions hold with certified constants; else the smallest ``"estimate: ..."``
-    value; else NaN with the first theorem's failing condition. ``iteration``: see `theorem_bounds`.
+    value; else NaN with the failing condition of the first theorem that covers the setting (noisy or not).
+    ``iteration``: see `theorem_bounds`.
 
     Constants come from the per-instance cache of `problems.conditioning`, so only the first call of a run
     computes anything. Returns NaN and ``"no bound for solver X"`` when no theorem applies, NaN and
@@ -462,4 +498,7 @@ def bound_for(solver: Any, problem: Problem, previous_error: float, iteration: i
         candidates = [(value, note) for _, value, note in results if wanted(note) and np.isfinite(value)]
         if candidates:
             return min(candidates, key=lambda pair: pair[0])
-    return results[0][1], results[0][2]
+    # No theorem holds: name the failing condition of the first theorem made for this setting (on a noisy
+    # instance, the noise-aware one's condition says more than "noiseless instance").
+    relevant = [r for r in results if not r[2].startswith("assumption: noiseless instance")] or results
+    return relevant[0][1], relevant[0][2]
