@@ -408,8 +408,7 @@ THEOREMS: dict[str, tuple[Theorem, ...]] = {
             Theorem("RSC/RSS rate in the setting of Jain, Tewari & Kar 2014 (restricted eigenvalues at 2k+k*)",
                     rip_rule(iht_rsc_rss_rate, {"delta_2k_plus_k_star": lambda k, k_star: 2 * k + k_star},
                              step_size_of, budget_aware=True), "sparse"),
-            Theorem("IHT with measurement noise: 2*delta_3k contraction + 2 sqrt(1+delta_2k) ||sqrt(step) e|| "
-                    "(Blumensath & Davies 2009; F&R 2013 section 6.3)",
+            Theorem("IHT with measurement noise, 2*delta_3k + noise floor (Blumensath & Davies 2009 argument)",
                     rip_rule(iht_noisy_rate, {"delta_2k": multiple_of_k(2), "delta_3k": multiple_of_k(3)},
                              step_size_of, noisy=True), "sparse", noisy=True)),
     "htp": (Theorem("Foucart & Rauhut 2013, Theorem 6.18 (HTP) for sqrt(step)*A",
