@@ -218,6 +218,12 @@ def stationarity_of(problem: Problem) -> float:
     return cached(problem, ("stationarity",), compute)
 
 
+def noise_norm_of(problem: Problem) -> float:
+    """‖y − Ax*‖₂ of a least-squares problem (0 when noiseless), the noise the noisy bounds carry; cached."""
+    return cached(problem, ("noise_norm",),
+                  lambda: float(np.linalg.norm(problem.y - problem.A @ problem.x_star)))
+
+
 def radius_bin(radius: float) -> float:
     """``radius`` rounded up to the grid 2^(j/4), so local constants are computed for few distinct radii."""
     return 0.0 if radius <= 0 else 2.0 ** (math.ceil(4.0 * math.log2(radius)) / 4.0)

@@ -25,8 +25,8 @@ import numpy as np
 
 from problems.base import Problem
 from problems.conditioning import (hessian_lipschitz_of, is_positive_definite, local_constants_of,
-                                   quick_sparse_extremes_of, restricted_smoothness_of, sparse_spectrum_of,
-                                   spectral_constants, stationarity_of)
+                                   noise_norm_of, quick_sparse_extremes_of, restricted_smoothness_of,
+                                   sparse_spectrum_of, spectral_constants, stationarity_of)
 from problems.sparse_spectra import EXACT, rip_from_extremes
 
 log = logging.getLogger(__name__)
@@ -350,8 +350,7 @@ def rip_rule(rate: Callable[..., Any], levels: dict[str, Callable[[int, int], in
         step = step_rule(solver, problem)
         matrix = "best rescaling of A" if step is None else f"sqrt(step)*A, step={step:.4g}"
         if noisy:
-            noise = math.sqrt(step if step is not None else 1.0) * float(
-                np.linalg.norm(problem.y - problem.A @ problem.x_star))
+            noise = math.sqrt(step if step is not None else 1.0) * noise_norm_of(problem)
 
             def evaluate(deltas: dict[str, float]) -> Bound:
                 rho, tau, note = theorem(**deltas)
