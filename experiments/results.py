@@ -17,7 +17,7 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, BinaryIO, Callable, Iterable, Mapping
 
 import numpy as np
 import pandas as pd
@@ -88,6 +88,24 @@ def _scalar(value: Any) -> Any:
     return value
 
 
+def atomic_write(target: Path, write: Callable[[BinaryIO], object]) -> Path:
+    """``write(handle)`` into a temporary file ``.<name>.*.tmp`` beside ``target``, fsync, then rename it over
+    ``target``: readers see the old file or the complete new one, never a partial one; on any failure the
+    temporary file is removed (a killed writer leaves it behind: `ResultStore.remove_stale_temporaries`)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return target
+
+
 class ResultStore:
     """A folder of per-run parquet files.
 
@@ -108,23 +126,9 @@ class ResultStore:
         return self.path(run).is_file()
 
     def write(self, run: str, frame: pd.DataFrame) -> Path:
-        """Write atomically: temporary file in the same folder, fsync, then rename over the final name.
-
-        Two writers of the same run id produce identical content, so the last rename wins harmlessly.
-        """
-        self.root.mkdir(parents=True, exist_ok=True)
-        target = self.path(run)
-        fd, tmp = tempfile.mkstemp(prefix=f".{run}.", suffix=".tmp", dir=self.root)
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                frame.to_parquet(handle, index=False)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return target
+        """Write atomically (`atomic_write`). Two writers of the same run id produce identical content, so the
+        last rename wins harmlessly."""
+        return atomic_write(self.path(run), lambda handle: frame.to_parquet(handle, index=False))
 
     def read(self, run: str) -> pd.DataFrame:
         return pd.read_parquet(self.path(run))
@@ -134,17 +138,7 @@ class ResultStore:
 
     def write_solution(self, run: str, x: np.ndarray) -> Path:
         """Keep a run's final point (for figures that show it, e.g. recovered images), atomically."""
-        target = self.solution_path(run)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{run}.", suffix=".tmp", dir=target.parent)
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                np.save(handle, np.asarray(x))
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return target
+        return atomic_write(self.solution_path(run), lambda handle: np.save(handle, np.asarray(x)))
 
     def read_solution(self, run: str) -> np.ndarray | None:
         """The stored final point of a run, or None if it was not kept."""
