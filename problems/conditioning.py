@@ -32,7 +32,8 @@ import scipy.special
 from problems.base import Problem
 from problems.sparse_spectra import (EXACT, ESTIMATE, LOWER, MAX_SUPPORTS, N_SAMPLES, SAMPLED_LOWER,
                                      SAMPLED_UPPER, UPPER, SparseSpectrum, blas_controller, constant,
-                                     logistic_hessian_lipschitz_bound, mutual_coherence, rip_entry, sparse_spectrum)
+                                     logistic_hessian_lipschitz_bound, mutual_coherence, positive_definite_cholesky,
+                                     rip_entry, sparse_spectrum)
 
 log = logging.getLogger(__name__)
 
@@ -199,14 +200,24 @@ def quick_sparse_extremes_of(problem: Problem, s: int, n_supports: int = 8) -> t
 
 
 def is_positive_definite(problem: Problem) -> bool:
-    """Whether ∇²f(x*) ≻ 0 (μ > 0 for a constant Hessian), by a Cholesky factorisation (cheaper than eigvalsh)."""
+    """Whether ∇²f(x*) ≻ 0 (μ > 0 for a constant Hessian), by a Cholesky factorisation (cheaper than eigvalsh),
+    with the same numerical-singularity rule as the Newton-type solvers (`positive_definite_cholesky`), so a
+    bound is never drawn for a Hessian the solvers refuse."""
     def compute() -> bool:
+        if structurally_singular(problem):
+            return False
         try:
-            np.linalg.cholesky(problem.hessian(problem.x_star))
+            positive_definite_cholesky(problem.hessian(problem.x_star))
         except np.linalg.LinAlgError:
             return False
         return True
     return cached(problem, ("positive_definite",), compute)
+
+
+def structurally_singular(problem: Problem) -> bool:
+    """Whether ∇²f = AᵀA is singular by its shape alone: a least-squares problem with fewer rows than columns
+    (rank ≤ m < d). Decided without floating point, so the answer does not depend on rounding."""
+    return "least_squares" in problem.capabilities and problem.m < problem.d
 
 
 def stationarity_of(problem: Problem) -> float:
@@ -216,6 +227,30 @@ def stationarity_of(problem: Problem) -> float:
         scale = 1.0 if starts_at_star else float(np.linalg.norm(problem.gradient(problem.x0)))
         return float(np.linalg.norm(problem.gradient(problem.x_star))) / max(scale, np.finfo(float).tiny)
     return cached(problem, ("stationarity",), compute)
+
+
+def newton_offset_of(problem: Problem) -> float:
+    """‖θ⁺ − x*‖ for the exact Newton point θ⁺ of a quadratic: ‖H⁻¹∇f(x*)‖ (θ⁺ is the unconstrained
+    minimiser whatever the start, so this is its distance to x*; 0 when x* is the minimiser); cached.
+
+    For other problems, ‖∇f(x*)‖/μ with μ = λ_min(∇²f(x*)) is returned instead (then only an estimate of the
+    term the Newton bounds add; see `solvers.bounds.newton_offset`). Infinite when H is not positive definite.
+    """
+    def compute() -> float:
+        gradient = problem.gradient(problem.x_star)
+        if not is_positive_definite(problem):
+            return float("inf")
+        if problem.hessian_is_constant:
+            factor = positive_definite_cholesky(problem.hessian(problem.x_star))
+            return float(np.linalg.norm(scipy.linalg.cho_solve(factor, gradient)))
+        return float(np.linalg.norm(gradient)) / spectral_constants(problem)["mu"]["value"]
+    return cached(problem, ("newton_offset",), compute)
+
+
+def gradient_norm_at_star_of(problem: Problem) -> float:
+    """‖∇f(x*)‖₂ (0 when x* is a stationary point); cached."""
+    return cached(problem, ("gradient_norm_at_star",),
+                  lambda: float(np.linalg.norm(problem.gradient(problem.x_star))))
 
 
 def noise_norm_of(problem: Problem) -> float:

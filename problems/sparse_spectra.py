@@ -32,6 +32,32 @@ N_SAMPLES = 200
 SAMPLING_WORK = 2e7
 
 
+#: A symmetric matrix is taken as numerically singular when a Cholesky pivot, relative to its diagonal entry,
+#: is at most √ε (`positive_definite_cholesky`).
+SINGULAR_PIVOT_RTOL = float(np.sqrt(np.finfo(float).eps))
+
+
+def positive_definite_cholesky(M: np.ndarray) -> tuple[np.ndarray, bool]:
+    """Cholesky factor of a symmetric M (the ``(c, lower)`` pair of `scipy.linalg.cho_factor`), or
+    `numpy.linalg.LinAlgError` when M is not numerically positive definite.
+
+    The i-th squared pivot of the factor is the Schur complement M_ii − M_{i,<i}M_{<i,<i}⁻¹M_{<i,i}; divided by
+    M_ii it is the squared sine of the angle between the i-th "column" and the span of the previous ones, a
+    number unchanged by rescaling rows and columns (D M D). For a singular PSD matrix it is zero in exact
+    arithmetic, but the factorisation often completes with a rounding-sized pivot: over 900 rank-deficient
+    Gram matrices (d = 16–200, column scales spread over e^±4) the computed value reached 1.2e3·d·ε, i.e.
+    5e-11 at d = 200. The threshold √ε ≈ 1.5e-8 sits a factor 300 above that, and refuses a positive
+    definite M only when cond(M) ≳ 1/√ε·(max_i M_ii/λ_max) — roughly 1e9 and above — where a Newton step would
+    keep fewer than 7 digits. A zero diagonal entry counts as singular.
+    """
+    factor = scipy.linalg.cho_factor(M, lower=True)
+    diagonal = np.diag(M)
+    pivots = np.diag(factor[0]) ** 2
+    if not np.all(diagonal > 0) or np.any(pivots <= SINGULAR_PIVOT_RTOL * diagonal):
+        raise np.linalg.LinAlgError("matrix is numerically singular")
+    return factor
+
+
 def constant(value: float, how: str, **extra: Any) -> dict[str, Any]:
     """One labelled constant."""
     return {"value": float(value), "how": how, **extra}

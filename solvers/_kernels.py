@@ -6,6 +6,7 @@ import numpy as np
 import scipy.linalg
 
 from problems.base import Problem
+from problems.sparse_spectra import positive_definite_cholesky
 
 #: `sparse_product` gathers the columns of A on supp(v) when at most this fraction of v is nonzero. Gathering
 #: a column of a C-ordered A costs 5-10x more per entry than a dense matrix-vector product reads (measured at
@@ -69,16 +70,13 @@ def cholesky_factor(H: np.ndarray, damping: float = 0.0) -> tuple[np.ndarray, bo
 
     Raises `numpy.linalg.LinAlgError` when the (damped) matrix is not positive definite, including when it is
     numerically singular: a singular PSD matrix (e.g. AᵀA with fewer rows than columns) often factorises in
-    floating point with a pivot of rounding size, and its solves are then meaningless. Since
-    cond(M) ≥ (max pivot / min pivot)², a squared pivot ratio below d·eps flags that case. Callers turn the
-    error into a message naming the fix.
+    floating point with a pivot of rounding size, and its solves are then meaningless. The test is
+    `problems.sparse_spectra.positive_definite_cholesky` (a pivot relative to its diagonal entry ≤ √ε), whose
+    threshold sits well above the rounding level of singular matrices. Callers turn the error into a message
+    naming the fix.
     """
     M = H + damping * np.eye(H.shape[0]) if damping else H
-    factor = scipy.linalg.cho_factor(M, lower=True)
-    pivots = np.diag(factor[0]) ** 2
-    if pivots.min() <= M.shape[0] * np.finfo(float).eps * pivots.max():
-        raise np.linalg.LinAlgError("matrix is numerically singular")
-    return factor
+    return positive_definite_cholesky(M)
 
 
 def quadratic_model_on_support(H: np.ndarray, b: np.ndarray, support: np.ndarray) -> np.ndarray:
@@ -95,13 +93,14 @@ def quadratic_model_on_support(H: np.ndarray, b: np.ndarray, support: np.ndarray
     return x
 
 
-def solve_lower_triangular(L: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """L⁻¹b for a row-major lower-triangular float64 L, by LAPACK ``trtrs`` on the transposed system.
+def solve_lower_triangular(L: np.ndarray, b: np.ndarray, transposed: bool = False) -> np.ndarray:
+    """L⁻¹b (or L⁻ᵀb with ``transposed``) for a row-major lower-triangular float64 L, by LAPACK ``trtrs`` on
+    the transposed, upper-triangular array (a view, no copy).
 
     The call `scipy.linalg.solve_triangular(L, b, lower=True)` makes for such an L (same numbers), without its
     validation layers, which cost more than the solve itself for the small systems OMP solves once per atom.
     """
-    x, info = scipy.linalg.lapack.dtrtrs(L.T, b, lower=0, trans=1)
+    x, info = scipy.linalg.lapack.dtrtrs(L.T, b, lower=0, trans=0 if transposed else 1)
     if info != 0:
         raise np.linalg.LinAlgError(f"triangular solve failed (LAPACK info={info})")
     return x
@@ -114,6 +113,24 @@ def cholesky_solve(L: np.ndarray, b: np.ndarray) -> np.ndarray:
     if info != 0:
         raise np.linalg.LinAlgError(f"Cholesky solve failed (LAPACK info={info})")
     return x
+
+
+def robust_norm(v: np.ndarray) -> float:
+    """‖v‖₂ by BLAS ``nrm2``, which scales as it sums: no overflow or underflow for entries near 1e±300, where
+    ``sqrt(v @ v)`` returns inf or 0 (a decision taken from it, e.g. "this column is zero", would be wrong)."""
+    return float(scipy.linalg.blas.dnrm2(np.ascontiguousarray(v, dtype=float))) if v.size else 0.0
+
+
+def max_column_norm(A: np.ndarray) -> float:
+    """max_j ‖a_j‖₂ in one pass over A, rescaled by max|A| when the squares overflow or underflow."""
+    value = float(np.sqrt(np.max(np.einsum("ij,ij->j", A, A), initial=0.0)))
+    if np.isfinite(value) and value > np.sqrt(np.finfo(float).tiny):
+        return value
+    scale = float(np.max(np.abs(A), initial=0.0))
+    if not np.isfinite(scale) or scale == 0.0:
+        return scale
+    B = A / scale
+    return scale * float(np.sqrt(np.max(np.einsum("ij,ij->j", B, B))))
 
 
 def minibatch_rows(rng: np.random.Generator, n: int, batch_size: int) -> np.ndarray:

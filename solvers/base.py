@@ -8,6 +8,7 @@ once, for all of them. Non-iterative solvers (convex programs) implement ``solve
 
 from __future__ import annotations
 
+import hashlib
 import inspect
 import logging
 import time
@@ -18,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from problems.base import Problem
+from solvers._kernels import robust_norm
 
 log = logging.getLogger(__name__)
 
@@ -212,9 +214,64 @@ def _finish(problem: Problem, trace: Trace, x: np.ndarray | None, status: str, m
         x = np.full(problem.d, np.nan)
     if not trace.rows:
         trace.record(0, x, elapsed)
+    if status == "ok":
+        status, message = _checked_verdict(problem, trace, x, message)
     if status == "error":
         log.warning("solver failed: %s", message)
     return Result(x=x, status=status, message=message, n_iter=n_iter, time_s=elapsed, trace=trace.rows)
+
+
+def _checked_verdict(problem: Problem, trace: Trace, x: np.ndarray, message: str) -> tuple[str, str]:
+    """Status ``ok`` only when the numbers back it: a final point or objective that is not finite is
+    ``diverged`` (whatever rule stopped the run), and a run that stopped where the objective is not below its
+    value at the start keeps ``ok`` but says so in ``message`` (e.g. steps that underflow on data scaled by
+    1e-300 "converge" at x_0)."""
+    final = trace.rows[-1]["objective"]
+    if not np.all(np.isfinite(x)) or not np.isfinite(final):
+        return "diverged", (f"the final point or its objective ({final:.3g}) is not finite"
+                            + (f" ({message})" if message else "") + "; check the scale of the data")
+    with np.errstate(all="ignore"):
+        start = trace.rows[0]["objective"] if len(trace.rows) > 1 else float(problem.objective(problem.x0))
+    if np.isfinite(start) and start > 0 and not final < start:
+        note = f"the objective did not decrease from x_0 (f = {start:.6g}); check the scale of A and y"
+        return "ok", f"{message}; {note}" if message else note
+    return "ok", message
+
+
+class CycleDetector:
+    """Detects that a deterministic iteration has come back to a point it visited before (not the previous one):
+    from then on it repeats the same cycle until ``max_iter`` — e.g. HTP with a step too long for the scale of
+    A alternates between two supports — and the last iterate is an arbitrary member of the cycle.
+
+    Points are compared bit for bit, through a 128-bit digest of their bytes (O(d) per iteration, no copy
+    kept): a cycle of a deterministic map repeats its points exactly, so no tolerance is involved. The best
+    point visited (lowest objective) is kept, to be returned instead of the last one.
+    """
+
+    def __init__(self, x0: np.ndarray, objective: float):
+        self.seen: dict[bytes, int] = {}
+        self.best_x, self.best_objective, self.best_iteration = x0, np.inf, 0
+        self.visit(x0, objective, 0)
+
+    @staticmethod
+    def digest(x: np.ndarray) -> bytes:
+        return hashlib.blake2b(np.ascontiguousarray(x).view(np.uint8), digest_size=16).digest()
+
+    def visit(self, x: np.ndarray, objective: float, iteration: int) -> None:
+        self.seen.setdefault(self.digest(x), iteration)
+        if objective < self.best_objective:
+            self.best_x, self.best_objective, self.best_iteration = x, objective, iteration
+
+    def repeat_of(self, x: np.ndarray, iteration: int) -> int | None:
+        """The iteration s < t − 1 whose point equals ``x`` (x_t), or None."""
+        earlier = self.seen.get(self.digest(x))
+        return earlier if earlier is not None and earlier < iteration - 1 else None
+
+    def best_state(self, state: State, repeat: int, iteration: int) -> tuple[State, str]:
+        """The state to end on (the best point visited) and the message naming the cycle."""
+        message = (f"the iterates cycle (x_{iteration} = x_{repeat}, period {iteration - repeat}): stopped at the "
+                   f"best point visited (iteration {self.best_iteration}, objective {self.best_objective:.6g})")
+        return State(x=self.best_x, step_size=state.step_size, cache=state.cache), message
 
 
 class IterativeSolver(Solver):
@@ -227,12 +284,19 @@ class IterativeSolver(Solver):
     max_iter : int
         Maximum number of iterations.
     tol : float
-        Stop when ‖x_{t+1} − x_t‖ ≤ tol·max(‖x_t‖, 1) (status ``ok``).
+        Stop when ‖x_{t+1} − x_t‖ ≤ tol·‖x_t‖ (status ``ok``), a test that does not change when A, y (and so
+        x) are rescaled; an iterate that stays exactly where it is (‖x_{t+1} − x_t‖ = 0, e.g. at x = 0)
+        also stops. (An absolute floor such as tol·max(‖x_t‖, 1) would declare every step of a problem whose
+        solution has norm 1e-300 converged.)
     time_budget : float, optional
         Wall-clock budget in seconds for the iterations (status ``timeout`` when exceeded).
     divergence_factor : float
         Status ``diverged`` when ‖x_t − x*‖ exceeds this factor times max(‖x_0 − x*‖, ‖x*‖, 1), or on NaN/inf.
     """
+
+    #: Whether x_{t+1} is a function of x_t alone (not of a random draw), so that x_t = x_s for some s < t − 1
+    #: means the iterates cycle for ever (`CycleDetector`); stochastic solvers set it to False.
+    deterministic: ClassVar[bool] = True
 
     def __init__(self, *, k: int | None = None, max_iter: int = 500, tol: float = 1e-10,
                  time_budget: float | None = None, divergence_factor: float = 1e8):
@@ -278,6 +342,7 @@ class IterativeSolver(Solver):
         elapsed += time.perf_counter() - tic
         trace.record(0, state.x, elapsed)
         blowup = self.divergence_factor * np.nanmax([trace.first_distance, trace.norm_star, 1.0])
+        cycle = CycleDetector(state.x, trace.rows[-1]["objective"]) if self.deterministic else None
         status, message, iteration = "max_iter", "", 0
         for iteration in range(1, self.max_iter + 1):
             previous = state.x
@@ -291,8 +356,21 @@ class IterativeSolver(Solver):
             if state.finished and state.x is previous:  # the solver's own rule: nothing new to record
                 status, message, iteration = "ok", state.finished, iteration - 1
                 break
+            if cycle is not None and (repeat := cycle.repeat_of(state.x, iteration)) is not None:
+                state, message = cycle.best_state(state, repeat, iteration)
+                if state.x is previous:  # the best point is the last one recorded
+                    status, iteration = "ok", iteration - 1
+                    break
+                status = "ok"
+                row = trace.record(iteration, state.x, elapsed, state.step_size, *self.bound(
+                    problem, trace.rows[-1]["distance"], iteration))
+                for callback in callbacks:
+                    callback(self, state, row)
+                break
             bound, note = self.bound(problem, trace.rows[-1]["distance"], iteration)
             row = trace.record(iteration, state.x, elapsed, state.step_size, bound, note)
+            if cycle is not None:
+                cycle.visit(state.x, row["objective"], iteration)
             for callback in callbacks:
                 callback(self, state, row)
             status, message = self._stopping(state.x, previous, row, blowup, elapsed)
@@ -310,8 +388,8 @@ class IterativeSolver(Solver):
             return "diverged", "iterate or objective is not finite"
         if row["distance"] > blowup:
             return "diverged", f"error {row['distance']:.3g} exceeded {self.divergence_factor:g} x its scale"
-        change = float(np.linalg.norm(x - previous))
-        if change <= self.tol * max(float(np.linalg.norm(previous)), 1.0):
+        change = robust_norm(x - previous)
+        if change <= self.tol * robust_norm(previous):
             return "ok", f"converged: step length {change:.3g} below tol={self.tol:g}"
         if self.time_budget is not None and elapsed > self.time_budget:
             return "timeout", f"time budget of {self.time_budget:g} s exceeded"

@@ -114,6 +114,7 @@ class StochasticIHT(IHT):
     """
 
     name = "stochastic_iht"
+    deterministic = False  # minibatches: x_{t+1} depends on a random draw, not on x_t alone
     references = ("Peste et al. 2021, AC/DC: Alternating compressed/decompressed training of deep neural networks",
                   "Wu et al. 2024, The Iterative Optimal Brain Surgeon, §3.3")
     requires = frozenset({"finite_sum"})
@@ -229,7 +230,9 @@ class HTP(IterativeSolver):
     2. x_{t+1} = argmin_{supp(z) ⊆ S_{t+1}} ‖y − Az‖²      (`least_squares_on_support`)
 
     Foucart's natural stopping rule: when S_{t+1} = S_t (after a first least-squares fit) the next point would
-    equal x_t, so the run stops with status ``ok`` without recording it.
+    equal x_t, so the run stops with status ``ok`` without recording it. S_t is the index set the fit was
+    computed on (kept in the state), not the nonzeros of x_t, so a coefficient that happens to be exactly 0
+    (e.g. y = 0) cannot hide a repeat.
     """
 
     name = "htp"
@@ -256,7 +259,8 @@ class HTP(IterativeSolver):
     def step(self, problem: Problem, state: State) -> State:
         mu = state.step_size
         support = np.sort(top_k_indices(state.x - mu * gradient_at(problem, state.x), self.k_))
-        if state.cache.get("fitted") and np.array_equal(support, np.flatnonzero(state.x)):
+        if np.array_equal(support, state.cache.get("support")):
             state.finished = "support unchanged (Foucart's stopping rule)"
             return state
-        return State(x=least_squares_on_support(problem.A, problem.y, support), step_size=mu, cache={"fitted": True})
+        return State(x=least_squares_on_support(problem.A, problem.y, support), step_size=mu,
+                     cache={"support": support})

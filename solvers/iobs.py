@@ -22,6 +22,7 @@ import numpy as np
 import scipy.linalg
 
 from problems.base import Problem
+from problems.conditioning import structurally_singular
 from solvers._kernels import cholesky_factor, gradient_at, hard_threshold, quadratic_model_on_support, top_k_indices
 from solvers.base import IterativeSolver, SolverConfigError, State, _positive
 from solvers.hard_thresholding import minibatch_generator, minibatch_gradient, minibatch_size
@@ -95,6 +96,8 @@ class _SecondOrderSolver(IterativeSolver):
     def _factorise(self, problem: Problem, state: State) -> Curvature:
         H = self._damped_hessian(problem, state)
         try:
+            if not self.damping and structurally_singular(problem):  # decided by shape, not by rounding
+                raise np.linalg.LinAlgError(f"AᵀA has rank <= m={problem.m} < d={problem.d}")
             factor = cholesky_factor(H)
         except np.linalg.LinAlgError:
             raise SolverConfigError(
@@ -338,6 +341,7 @@ class StochasticIOBS(IterativeSolver):
     """
 
     name = "stochastic_iobs"
+    deterministic = False  # minibatches: x_{t+1} depends on a random draw, not on x_t alone
     references = (REFERENCE + ", App. B.1, Lemma 4",)
     requires = frozenset({"finite_sum"})
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import gc
 import itertools
-import time
 
 import numpy as np
 import pytest
@@ -103,9 +102,7 @@ def test_instance_constants_are_labelled_cached_and_leave_the_instance_unchanged
     assert all(entry["how"] in HOWS for entry in constants.values())
     assert constants["mu"]["value"] == pytest.approx(0.2) and constants["L"]["value"] == pytest.approx(1.0)
     assert constants["M"] == {"value": 0.0, "how": "exact"}
-    tic = time.perf_counter()
     assert problem.constants() is constants  # the cache returns the same object, without recomputing
-    assert time.perf_counter() - tic < 0.01
     assert {name: getattr(problem, name).tobytes() for name in before} == before
     assert instance_constants(problem, k=6)["delta_3k"]["sparsity"] == 12
 

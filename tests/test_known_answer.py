@@ -16,18 +16,28 @@ def recovered(name: str, problem, **params) -> float:
     return float(np.linalg.norm(result.x - problem.x_star) / np.linalg.norm(problem.x_star))
 
 
-@pytest.mark.parametrize("name, params", [("cosamp", {}), ("basis_pursuit", {}), ("iht", {"step_size": 1.0})])
+@pytest.mark.parametrize("name, params", [("cosamp", {}), ("basis_pursuit", {})])
 def test_exact_recovery_m100_d256_k5(name, params):
-    """m = 100, d = 256, k* = 5: well inside the phase boundary of CoSaMP, ℓ1 and unit-step IHT (Gaussian
-    A with unit-norm columns in expectation, the RIP regime of Blumensath & Davies 2009)."""
+    """m = 100, d = 256, k* = 5: well inside the phase boundary of CoSaMP and ℓ1 (Gaussian A with unit-norm
+    columns in expectation); both recover every one of seeds 0–299 (measured), so seeds 0–19 are no pick."""
     for seed in SEEDS:
         problem = make_compressed_sensing(m=100, d=256, k_star=5, seed=seed)
         assert recovered(name, problem, **params) < 1e-6, f"seed {seed}"
 
 
+def test_unit_step_iht_recovers_most_seeds_at_m100_d256_k5():
+    """Unit-step IHT (the RIP regime of Blumensath & Davies 2009) at the same point is not inside its phase
+    boundary: it recovers 189 of seeds 0–199 (measured; it fails 24 and 36 among 0–39), so the test asserts a
+    rate with margin, not every seed."""
+    outcomes = [recovered("iht", make_compressed_sensing(m=100, d=256, k_star=5, seed=seed), step_size=1.0,
+                          max_iter=2000) < 1e-6 for seed in range(40)]
+    assert sum(outcomes) >= 34, outcomes
+
+
 def test_iht_default_step_recovers_with_more_measurements():
-    """The default step 1/L = 1/λ_max(AᵀA) is conservative: with m/d = 0.78 it recovers every seed.
-    (At m = 100, d = 256 it stalls at spurious fixed points on ~30% of seeds, see the README.)"""
+    """The default step 1/L = 1/λ_max(AᵀA) is conservative: with m/d = 0.78 it recovers seeds 0–19 (and 299 of
+    seeds 0–299: it fails seed 113). At m = 100, d = 256 it stalls at spurious fixed points on 52 of seeds
+    0–199 (see the README)."""
     for seed in SEEDS:
         problem = make_compressed_sensing(m=200, d=256, k_star=5, seed=seed)
         assert recovered("iht", problem, max_iter=2000) < 1e-6, f"seed {seed}"
