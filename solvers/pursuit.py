@@ -138,9 +138,13 @@ class OMP(IterativeSolver):
         At = np.ascontiguousarray(A.T) if self.k_ >= TRANSPOSED_COPY_MIN_ATOMS else A.T
         y_norm = robust_norm(y)
         column_norm = max_column_norm(A)
-        if not column_norm <= np.sqrt(np.finfo(float).max / max(y_norm, 1.0)):
+        finfo = np.finfo(float)
+        if not column_norm <= np.sqrt(finfo.max / max(y_norm, 1.0)):
             raise FloatingPointError(f"the Gram entries of A (column norm {column_norm:.3g}) or Aᵀy overflow "
                                      "float64; rescale A and y")
+        if 0 < column_norm < np.sqrt(finfo.tiny / finfo.eps):  # products a_iᵀa_j would lose digits as subnormals
+            raise FloatingPointError(f"the Gram entries of A (column norm {column_norm:.3g}) underflow float64; "
+                                     "rescale A")
         cache = dict(L=np.zeros((self.k_, self.k_)), active=[], Aty=A.T @ y, residual=np.array(y, copy=True),
                      columns=np.empty((problem.m, self.k_)), At=At,
                      max_atoms=min(self.k_, problem.m),
