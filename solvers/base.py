@@ -131,6 +131,10 @@ class Solver:
     recovery_tol : float or None
         Relative error the method reaches on an easy noiseless instance (the registry-wide known-answer
         test uses it); None for estimators that are biased by design (e.g. the Lasso).
+    invariances : frozenset of str
+        Rescalings of the data that leave the selected support unchanged, checked registry-wide
+        (`tests/test_scale_invariance.py`): ``"global"`` (A → aA, y → by; every default must be scale-free)
+        and ``"columns"`` (A → AD for a positive diagonal D; e.g. the best subset).
     """
 
     name: ClassVar[str]
@@ -138,6 +142,7 @@ class Solver:
     needs_k: ClassVar[bool] = True
     requires: ClassVar[frozenset[str]] = frozenset()
     recovery_tol: ClassVar[float | None] = 1e-6
+    invariances: ClassVar[frozenset[str]] = frozenset({"global"})
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

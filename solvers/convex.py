@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import logging
 import warnings
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import scipy.optimize
 
 from problems.base import Problem
+from solvers._kernels import max_column_norm, robust_norm
 from solvers.base import DirectSolver, SolverConfigError, _positive
 
 log = logging.getLogger(__name__)
@@ -26,6 +28,31 @@ METHODS = ("lars", "highs", "cvxpy")
 #: solvers' answers is returned: a rejected end point falls back to the LP, whose answer agrees to ~1e-8, so a
 #: gap that rounds to either side of the threshold on another BLAS changes no verdict.
 CERTIFICATE_TOL = 1e-9
+
+
+@dataclass(frozen=True)
+class Unscale:
+    """Maps the solution x̃ of the normalised problem (Ã = A/a, ỹ = y/b) back to x = (b/a)·x̃."""
+
+    a_scale: float
+    y_scale: float
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        return x * (self.y_scale / self.a_scale)
+
+
+def normalised(A: np.ndarray, y: np.ndarray) -> tuple[tuple[np.ndarray, np.ndarray], Unscale]:
+    """(A/a, y/b) with a = max_j ‖a_j‖ and b = ‖y‖, and the map back to the original scale.
+
+    HiGHS, LARS and the conic solvers stop on absolute tolerances (feasibility 1e-7, LARS's `eps`), so the
+    same instance with A or y multiplied by 2⁻²⁰ would be solved to a different accuracy, or reported
+    infeasible. On the normalised data those tolerances are relative, and the solution does not depend on the
+    scale of A or y (tested registry-wide). y = 0 (or A = 0) is left as it is.
+    """
+    a_scale, y_scale = max_column_norm(A), robust_norm(y)
+    if not (a_scale > 0 and y_scale > 0 and np.isfinite(a_scale) and np.isfinite(y_scale)):
+        return (A, y), Unscale(1.0, 1.0)
+    return (A / a_scale, y / y_scale), Unscale(a_scale, y_scale)
 
 
 def _cvxpy_solve(problem_cp: Any, solver: str | None) -> int:
@@ -72,11 +99,15 @@ class BasisPursuit(DirectSolver):
             raise SolverConfigError(f"method={self.method!r} must be one of {', '.join(METHODS)}")
 
     def solve(self, problem: Problem) -> tuple[np.ndarray, int]:
-        A, y = problem.A, problem.y
+        (A, y), unscale = normalised(problem.A, problem.y)
+        x, n_iter = self._solve_normalised(A, y, problem.d)
+        return unscale(x), n_iter
+
+    def _solve_normalised(self, A: np.ndarray, y: np.ndarray, d: int) -> tuple[np.ndarray, int]:
         if self.method == "cvxpy":
             import cvxpy as cp
 
-            x = cp.Variable(problem.d)
+            x = cp.Variable(d)
             program = cp.Problem(cp.Minimize(cp.norm1(x)), [A @ x == y])
             n_iter = _cvxpy_solve(program, self.cvxpy_solver)
             return np.asarray(x.value, dtype=float), n_iter
@@ -168,16 +199,23 @@ class Lasso(DirectSolver):
         return self.lam if self.lam is not None else self.lam_ratio * float(np.max(np.abs(problem.A.T @ problem.y)))
 
     def solve(self, problem: Problem) -> tuple[np.ndarray, int]:
-        A, y, lam = problem.A, problem.y, self.regularisation(problem)
+        (A, y), unscale = normalised(problem.A, problem.y)
+        # ½‖Ax − y‖² + λ‖x‖₁ with A = aÃ, y = bỹ, x = (b/a)x̃ is b²·(½‖Ãx̃ − ỹ‖² + λ/(ab)·‖x̃‖₁)
+        lam = self.regularisation(problem) / (unscale.a_scale * unscale.y_scale)
+        x, n_iter = self._solve_normalised(A, y, lam)
+        return unscale(x), n_iter
+
+    def _solve_normalised(self, A: np.ndarray, y: np.ndarray, lam: float) -> tuple[np.ndarray, int]:
+        m, d = A.shape
         if self.method == "cvxpy":
             import cvxpy as cp
 
-            x = cp.Variable(problem.d)
+            x = cp.Variable(d)
             program = cp.Problem(cp.Minimize(0.5 * cp.sum_squares(A @ x - y) + lam * cp.norm1(x)))
             n_iter = _cvxpy_solve(program, self.cvxpy_solver)
             return np.asarray(x.value, dtype=float), n_iter
         from sklearn.linear_model import LassoLars
 
-        model = LassoLars(alpha=lam / problem.m, fit_intercept=False, max_iter=10 * problem.d)
+        model = LassoLars(alpha=lam / m, fit_intercept=False, max_iter=10 * d)
         model.fit(A, y)
         return np.asarray(model.coef_, dtype=float), int(np.max(model.n_iter_))

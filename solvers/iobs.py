@@ -220,6 +220,9 @@ class ExactIOBS(_SecondOrderSolver):
     """
 
     name = "iobs_exact"
+    # On a quadratic the step is the best k-subset of the least-squares fit, which rescaling a column changes
+    # only by rescaling that coefficient.
+    invariances = frozenset({"global", "columns"})
     references = (REFERENCE + ", Algorithm 1 (Option 2), Lemma 2 and Theorem 1",)
 
     def __init__(self, *, max_subsets: int = 100_000, **common: Any):
@@ -341,6 +344,9 @@ class StochasticIOBS(IterativeSolver):
     """
 
     name = "stochastic_iobs"
+    # Eq. 14's step 1/(λ + ‖E_Q g‖²/‖g‖) adds a curvature (units of AᵀA) to a gradient norm (units of Aᵀy):
+    # rescaling A or y changes the step relative to 1/L, so the paper's rule is not scale-free.
+    invariances = frozenset()
     deterministic = False  # minibatches: x_{t+1} depends on a random draw, not on x_t alone
     references = (REFERENCE + ", App. B.1, Lemma 4",)
     requires = frozenset({"finite_sum"})
