@@ -29,6 +29,8 @@ TRACE_COLUMNS = ("iteration", "time_s", "objective", "distance", "rel_error", "s
                  "step_size", "bound", "bound_note")
 IDENTITY_COLUMNS = ("run_id", "experiment", "problem", "solver", "seed")
 OUTCOME_COLUMNS = ("status", "message")
+#: f(x)/f_best − 1 against the best k-subset objective, and how f_best was obtained (`experiments.reference`).
+ORACLE_COLUMNS = ("objective_gap", "oracle")
 #: Age (seconds) after which a temporary file is a leftover of a killed writer (`ResultStore.remove_stale_temporaries`).
 STALE_TEMPORARY_S = 3600.0
 PROVENANCE_COLUMNS = ("obsbench_version", "git_sha", "numpy_version", "scipy_version", "created_at")
@@ -68,9 +70,14 @@ def provenance() -> dict[str, str]:
 
 def tidy_rows(trace: Iterable[Mapping[str, Any]], *, run: str, experiment: str, problem: str, solver: str,
               seed: int, problem_params: Mapping[str, Any], solver_params: Mapping[str, Any], status: str,
-              message: str) -> pd.DataFrame:
-    """Assemble the schema of design.md from a solver trace and the run's identity."""
+              message: str, reference: tuple[float, str] | None = None) -> pd.DataFrame:
+    """Assemble the schema of design.md from a solver trace and the run's identity; ``reference`` is
+    (f_best, how) for the ``objective_gap`` / ``oracle`` columns (NaN / "" without one)."""
     frame = pd.DataFrame(list(trace), columns=list(TRACE_COLUMNS))
+    f_best, how = reference if reference is not None else (float("nan"), "")
+    with np.errstate(all="ignore"):
+        gap = frame["objective"].astype(float) / f_best - 1.0 if f_best > 0 else np.nan
+    frame = frame.assign(objective_gap=gap, oracle=how)
     identity = dict(run_id=run, experiment=experiment, problem=problem, solver=solver, seed=int(seed))
     params = {f"p_{k}": _scalar(v) for k, v in problem_params.items()}
     params.update({f"s_{k}": _scalar(v) for k, v in solver_params.items()})

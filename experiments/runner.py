@@ -15,6 +15,7 @@ from hydra.utils import get_method
 from omegaconf import DictConfig, OmegaConf
 
 from experiments.guard import hard_deadline, run_with_deadline
+from experiments.reference import ORACLE_MODES, reference_for
 from experiments.results import ResultStore, run_id, tidy_rows
 from problems.base import Problem
 from solvers.base import Solver
@@ -69,6 +70,8 @@ class RunSpec:
     problem: dict[str, Any]
     solver: dict[str, Any]
     seed: int
+    #: Which runs get an ``objective_gap`` reference (`experiments.reference.ORACLE_MODES`); not part of the id.
+    oracle: str = "auto"
 
     @property
     def run_id(self) -> str:
@@ -79,8 +82,11 @@ class RunSpec:
         seed = cfg.seed
         if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
             raise ValueError(f"seed={seed!r} must be a non-negative integer")
+        oracle = str(cfg.get("oracle", "auto"))
+        if oracle not in ORACLE_MODES:
+            raise ValueError(f"oracle={oracle!r} must be one of {', '.join(ORACLE_MODES)}")
         return cls(experiment=str(cfg.experiment.name), problem=resolved(cfg.problem), solver=resolved(cfg.solver),
-                   seed=seed)
+                   seed=seed, oracle=oracle)
 
 
 class NotApplicable(Exception):
@@ -136,9 +142,12 @@ def execute(spec: RunSpec, store: ResultStore, keep_solution: bool = False) -> p
         return pd.DataFrame(columns=["run_id"])
     budget = getattr(solver, "time_budget", None)
     result = run_with_deadline(solver, problem, hard_deadline(budget)) if budget else solver.run(problem)
+    reference = reference_for(problem, solver, mode=spec.oracle, root=store.root, problem_config=spec.problem,
+                              seed=spec.seed)
     frame = tidy_rows(result.trace, run=rid, experiment=spec.experiment, problem=problem.name, solver=solver.name,
                       seed=spec.seed, problem_params=problem.params, solver_params=solver.get_params(),
-                      status=result.status, message=result.message)
+                      status=result.status, message=result.message,
+                      reference=(reference.objective, reference.how) if reference else None)
     if keep_solution:
         store.write_solution(rid, result.x)
     path = store.write(rid, frame)

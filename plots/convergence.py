@@ -13,6 +13,7 @@ METRIC_LABELS = {
     "distance": r"$\|x_t - x^\star\|_2$",
     "rel_error": r"relative error $\|x_t - x^\star\|_2 / \|x^\star\|_2$",
     "objective": r"objective $f(x_t)$",
+    "objective_gap": r"objective gap $f(x_t)/f_{\mathrm{best}} - 1$",
 }
 
 
@@ -45,6 +46,7 @@ def plot_convergence(frame: pd.DataFrame, metric: str = "distance", ax: Axes | N
                 transform=ax.transAxes)
         ax.set_xlabel("iteration $t$")
         return ax
+    right_edge = int(frame["iteration"].max())
     for solver, rows in frame.groupby("solver", sort=True):
         color, label = solver_color(solver), solver_label(solver)
         failed = rows.groupby("run_id")["status"].last().eq("error")
@@ -61,6 +63,10 @@ def plot_convergence(frame: pd.DataFrame, metric: str = "distance", ax: Axes | N
         stats = _quantiles(per_iteration(rows, metric), floor)
         ax.plot(stats.index, stats["median"], color=color, lw=1.8, label=f"{label} (median, {rows['run_id'].nunique()} runs)")
         ax.fill_between(stats.index, stats["low"], stats["high"], color=color, alpha=0.2, lw=0)
+        last = int(stats.index.max())
+        if last < right_edge:  # a solver that stopped early stays visible: its final value carried to the edge
+            ax.plot([last, right_edge], [stats["median"].iloc[-1]] * 2, color=color, lw=1.0, ls=(0, (1, 2)))
+            ax.plot(last, stats["median"].iloc[-1], marker="o", ms=4, color=color)
         if bounds and metric == "distance" and np.isfinite(rows["bound"]).any():
             bound = per_iteration(rows, "bound").median(axis=1).clip(lower=floor)
             ax.plot(bound.index, bound, color=color, ls=":", lw=1.5, label=f"{label} bound")
@@ -83,15 +89,25 @@ def describe_instance(frame: pd.DataFrame, keys: tuple[str, ...] = ("m", "n", "d
 
 
 def convergence_figure(frame: pd.DataFrame, title: str = "") -> Figure:
-    """Distance to x* and objective, side by side."""
+    """Distance to x*, objective and (where a run has an oracle reference) the objective gap, side by side."""
     import matplotlib.pyplot as plt
 
+    gap = frame["objective_gap"].to_numpy(dtype=float) if "objective_gap" in frame else np.array([])
+    known_truth = np.isfinite(frame["distance"].to_numpy(dtype=float)).any()
+    # without x* (real data) the distance panel would be empty: objective and gap to the oracle instead
+    metrics = (["distance"] if known_truth or not np.isfinite(gap).any() else []) + ["objective"] + \
+        (["objective_gap"] if np.isfinite(gap).any() else [])
     with style():
-        fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
-        plot_convergence(frame, "distance", ax=left)
-        plot_convergence(frame, "objective", ax=right, bounds=False)
+        fig, axes = plt.subplots(1, len(metrics), figsize=(5.5 * len(metrics), 4.2), squeeze=False)
+        axes = list(axes[0])
+        for ax, metric in zip(axes, metrics):
+            plot_convergence(frame, metric, ax=ax, bounds=metric == "distance")
+        if "objective_gap" in metrics:  # say what f_best is: certified or only the best known value
+            how = ", ".join(sorted(set(frame["oracle"].dropna()) - {""}))
+            axes[-1].set_title(f"against the best k-subset ({how})", fontsize="small")
+        left = max(axes, key=lambda ax: len(ax.get_legend_handles_labels()[1]))  # the fullest legend
         handles, labels = left.get_legend_handles_labels()
-        for ax in (left, right):
+        for ax in axes:
             if ax.get_legend() is not None:
                 ax.get_legend().remove()
         columns = min(3, max(1, len(labels)))

@@ -31,13 +31,20 @@ SOLVER_COLORS = {
     "iht": "#1f77b4", "niht": "#17becf", "htp": "#9467bd", "cosamp": "#ff7f0e", "sp": "#8c564b",
     "omp": "#e377c2", "basis_pursuit": "#2ca02c", "lasso": "#bcbd22", "topk_iobs": "#d62728",
     "iobs_exact": "#7f0000", "iobs_obs": "#ff9896", "stochastic_iht": "#aec7e8", "stochastic_iobs": "#f7b6d2",
+    # tuned baselines (solvers/tuning.py): a darker shade of the default's hue, so both are told apart
+    "iht_tuned": "#08306b", "htp_tuned": "#3f007d", "niht_tuned": "#00565e", "topk_iobs_tuned": "#67000d",
 }
-_PALETTE = plt.get_cmap("tab20").colors
+#: Colours for solvers not listed above (a user's, added through hydra.searchpath): none of the fixed ones,
+#: so a user solver never takes a baseline's colour.
+_PALETTE = tuple(c for c in (*plt.get_cmap("Dark2").colors, *plt.get_cmap("tab20b").colors)
+                 if matplotlib.colors.to_hex(c) not in set(SOLVER_COLORS.values()))
 
 LABELS = {
     "iht": "IHT", "niht": "NIHT", "htp": "HTP", "cosamp": "CoSaMP", "sp": "SP", "omp": "OMP",
     "basis_pursuit": "basis pursuit", "lasso": "Lasso", "topk_iobs": "Topk-I-OBS", "iobs_exact": "I-OBS (exact)",
     "iobs_obs": "I-OBS (OBS-corrected)", "stochastic_iht": "stochastic IHT", "stochastic_iobs": "stochastic I-OBS",
+    "iht_tuned": "IHT (tuned)", "htp_tuned": "HTP (tuned)", "niht_tuned": "NIHT (tuned)",
+    "topk_iobs_tuned": "Topk-I-OBS (tuned)",
 }
 
 

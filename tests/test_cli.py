@@ -11,14 +11,17 @@ def test_default_run_writes_results_figure_and_summary(cli):
     done = cli()
     assert done.returncode == 0, done.stderr
     files = cli.parquet_files()
-    assert len(files) == 9  # IHT, CoSaMP, basis pursuit x 3 seeds
+    assert len(files) == 12  # IHT, CoSaMP, Topk-I-OBS, the Lasso x 3 seeds
     frame = load(cli.results)
-    assert set(frame["solver"]) == {"iht", "cosamp", "basis_pursuit"}
+    assert set(frame["solver"]) == {"iht", "cosamp", "topk_iobs", "lasso"}
+    assert set(frame["problem"]) == {"regression_demo"}
+    bounded = frame[frame["iteration"] > 0].groupby("solver")["bound"].apply(lambda b: b.notna().all())
+    assert bounded[["iht", "cosamp", "topk_iobs"]].all()  # the theory is drawn for every iterative solver
     figures = list(cli.outputs.glob("multirun/*/*/convergence.png"))
     assert len(figures) == 1 and figures[0].stat().st_size > 10_000
     assert figures[0].with_suffix(".pdf").is_file()
     summary = pd.read_csv(figures[0].with_name("summary.csv"))
-    assert set(summary["solver"]) == {"iht", "cosamp", "basis_pursuit"}
+    assert set(summary["solver"]) == {"iht", "cosamp", "topk_iobs", "lasso"}
     assert "success_rate" in done.stdout and str(figures[0].name) in done.stdout
 
 
@@ -44,7 +47,7 @@ def test_invalid_k_exits_nonzero_with_one_line_and_writes_nothing(cli):
 
 def test_unknown_solver_and_bad_problem_values_are_one_line_errors(cli):
     for args, word in ((("solver=nope",), "solver/nope"), (("problem.k_star=999",), "k_star=999"),
-                       (("problem.matrix=cauchy",), "matrix='cauchy'"), (("problem.bogus=1",), "bogus")):
+                       (("problem=cs_gaussian", "problem.matrix=cauchy"), "matrix='cauchy'"), (("problem.bogus=1",), "bogus")):
         done = cli(*args)
         assert done.returncode != 0, args
         assert done.stderr.strip().count("\n") == 0 and word in done.stderr, done.stderr

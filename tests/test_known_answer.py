@@ -149,3 +149,37 @@ def test_a_solvers_own_stopping_rule_ends_the_run_without_a_repeated_row(small_l
     np.testing.assert_allclose(done.x, np.full(small_ls.d, 0.125))
     flagged = _Halving(moves=3, flag_last_move=True, tol=1e-300).run(small_ls)
     assert flagged.status == "ok" and flagged.message == "last move" and len(flagged.trace) == 4
+
+
+class _Cycling(IterativeSolver):
+    """Test double: from x0 = 0, visits p0, then alternates p1, p2, p1, p2, ... (a deterministic 2-cycle)."""
+
+    needs_k = False
+
+    def init(self, problem):
+        return State(x=np.zeros(problem.d), cache={"t": 0})
+
+    def step(self, problem, state):
+        t = state.cache["t"] + 1
+        points = [problem.x_star * 0.5, problem.x_star * 0.9, problem.x_star * 1.4]  # objectives: p1 best
+        x = points[0] if t == 1 else points[1 + (t % 2)]
+        return State(x=x.copy(), cache={"t": t})
+
+
+def test_a_cycle_stops_the_loop_at_the_best_point_visited(small_ls):
+    result = _Cycling(max_iter=500).run(small_ls)
+    assert result.status == "ok" and result.n_iter < 10
+    assert result.message.startswith("the iterates cycle") and "period 2" in result.message
+    np.testing.assert_array_equal(result.x, small_ls.x_star * 0.9)
+    assert result.trace[-1]["objective"] == min(row["objective"] for row in result.trace)
+
+
+def test_htp_never_runs_to_max_iter_on_noisy_instances():
+    """With noise HTP's support can alternate between two sets (seed 51 here did, measured); whatever the BLAS,
+    every run ends by a rule (support repeat or cycle) at the best point it visited, never at max_iter."""
+    for seed in range(40, 60):
+        problem = make_compressed_sensing(m=60, d=128, k_star=6, snr_db=30.0, seed=seed)
+        result = make_solver("htp", max_iter=500).run(problem)
+        assert result.status == "ok" and result.n_iter < 50, (seed, result.message)
+        if "cycle" in result.message:
+            assert result.trace[-1]["objective"] == min(row["objective"] for row in result.trace[1:])

@@ -29,7 +29,7 @@ def test_collect_writes_table_csv_and_markdown(cli, tmp_path):
     collected, summary, report = paths
     assert len(load(cli.results)["run_id"].unique()) == 4
     assert collected.read_text().count("\n") == 5  # header + one final row per run
-    assert "| convergence | cs_gaussian | cosamp |" in report.read_text()
+    assert "| convergence | regression_demo | cosamp |" in report.read_text()
     assert markdown_table(load(cli.results).head(1)[["solver", "seed"]]).startswith("| solver | seed |")
 
 
