@@ -21,7 +21,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Sequence
 
-from benchmarks import blas_floor, iobs_cost, l1_fast_path, parallel, peers, phase_budget, scaling
+from benchmarks import blas_floor, iobs_cost, l1_fast_path, observer_cost, parallel, peers, phase_budget, scaling
 from benchmarks.harness import Settings
 from benchmarks.report import Machine, Row, markdown_table, write_csv, write_markdown
 
@@ -30,7 +30,7 @@ log = logging.getLogger("benchmarks")
 #: Benchmark groups in the order of the issue's targets.
 GROUPS: dict[str, ModuleType] = {
     "blas_floor": blas_floor, "peers": peers, "iobs_cost": iobs_cost, "l1_fast_path": l1_fast_path,
-    "phase_budget": phase_budget, "parallel": parallel, "scaling": scaling,
+    "phase_budget": phase_budget, "observer_cost": observer_cost, "parallel": parallel, "scaling": scaling,
 }
 #: Groups that drive the command line for minutes; ``--quick`` skips them.
 SLOW_GROUPS = ("phase_budget", "parallel")

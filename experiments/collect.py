@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from experiments.results import final_rows, load
+from experiments.results import final_rows, load, split_tables
 from experiments.summary import summarise
 
 log = logging.getLogger(__name__)
@@ -31,26 +31,47 @@ def markdown_table(table: pd.DataFrame) -> str:
     return "\n".join([header, rule, *body])
 
 
+def pruning_summary(rows: pd.DataFrame) -> pd.DataFrame:
+    """Model-level pruning metrics (per-layer errors left out), one row per (experiment, model, method, sparsity,
+    I-OBS rounds, split, metric) with its value."""
+    model_rows = rows[rows["layer"].fillna("").eq("")] if "layer" in rows else rows
+    keys = ["experiment", "model", "method", "sparsity", "iterations", "split", "metric"]
+    keys = [key for key in keys if key in model_rows]
+    return model_rows.groupby(keys, sort=True, dropna=False)["value"].mean().reset_index()
+
+
 def collect(root: Path, out: Path, success_tol: float = 1e-4) -> list[Path]:
-    """Write ``collected.csv`` (final row of every run), ``summary.csv`` and ``report.md`` into ``out``."""
+    """Write ``collected.csv`` (final row of every solver run), ``summary.csv`` and ``report.md`` into ``out``,
+    plus ``pruning_summary.csv`` when the root holds pruning runs (the store's second table); a root with only
+    pruning runs, or a mix, is handled."""
     frame = load(root)
     if frame.empty:
         raise ValueError(f"no results under {root}")
+    traces, pruning = split_tables(frame)
     out.mkdir(parents=True, exist_ok=True)
-    last = final_rows(frame)
-    tables = [summarise(rows, success_tol).assign(experiment=name)
-              for name, rows in frame.groupby("experiment", sort=True)]
-    summary = pd.concat(tables, ignore_index=True)
-    summary = summary[["experiment", *[c for c in summary.columns if c != "experiment"]]]
-    paths = [out / "collected.csv", out / "summary.csv", out / "report.md"]
-    last.to_csv(paths[0], index=False)
-    summary.to_csv(paths[1], index=False)
-    counts = last["status"].value_counts().to_dict()
-    lines = [f"# obsbench sweep report: `{root}`", "",
-             f"{last['run_id'].nunique()} runs, {len(frame)} rows; statuses: "
-             + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) + ".",
-             f"Success: final relative error ≤ {success_tol:g}.", "", markdown_table(summary), ""]
-    paths[2].write_text("\n".join(lines))
+    paths, lines = [], [f"# obsbench sweep report: `{root}`", ""]
+    if not traces.empty:
+        last = final_rows(traces)
+        tables = [summarise(rows, success_tol).assign(experiment=name)
+                  for name, rows in traces.groupby("experiment", sort=True)]
+        summary = pd.concat(tables, ignore_index=True)
+        summary = summary[["experiment", *[c for c in summary.columns if c != "experiment"]]]
+        paths += [out / "collected.csv", out / "summary.csv"]
+        last.to_csv(paths[0], index=False)
+        summary.to_csv(paths[1], index=False)
+        counts = last["status"].value_counts().to_dict()
+        lines += [f"{last['run_id'].nunique()} solver runs, {len(traces)} rows; statuses: "
+                  + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) + ".",
+                  f"Success: final relative error ≤ {success_tol:g}.", "", markdown_table(summary), ""]
+    if not pruning.empty:
+        table = pruning_summary(pruning)
+        paths.append(out / "pruning_summary.csv")
+        table.to_csv(paths[-1], index=False)
+        lines += ["## Pruning runs", "", f"{pruning['run_id'].nunique()} pruning runs, {len(pruning)} rows "
+                  "(model-level metrics; per-layer errors in collected rows of each run).", "",
+                  markdown_table(table), ""]
+    paths.append(out / "report.md")
+    paths[-1].write_text("\n".join(lines))
     return paths
 
 

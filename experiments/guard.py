@@ -12,6 +12,8 @@ import multiprocessing as mp
 import time
 from multiprocessing.connection import Connection
 
+from typing import Any, Sequence
+
 from problems.base import Problem
 from solvers.base import Result, Solver, Trace
 
@@ -21,9 +23,9 @@ GRACE_FACTOR = 1.5
 GRACE_SECONDS = 1.0
 
 
-def _solve_in_child(solver: Solver, problem: Problem, channel: Connection) -> None:
+def _solve_in_child(solver: Solver, problem: Problem, channel: Connection, callbacks: Sequence[Any]) -> None:
     try:
-        channel.send(solver.run(problem))
+        channel.send(solver.run(problem, callbacks=callbacks))
     finally:
         channel.close()
 
@@ -33,12 +35,13 @@ def hard_deadline(time_budget: float) -> float:
     return time_budget * GRACE_FACTOR + GRACE_SECONDS
 
 
-def run_with_deadline(solver: Solver, problem: Problem, deadline: float) -> Result:
-    """``solver.run(problem)`` in a forked child; a child still running after ``deadline`` seconds is killed
+def run_with_deadline(solver: Solver, problem: Problem, deadline: float, callbacks: Sequence[Any] = ()) -> Result:
+    """``solver.run(problem, callbacks)`` in a forked child; a child still running after ``deadline`` seconds is killed
     and the run is reported with status ``timeout`` (its trace holds the starting point only)."""
     context = mp.get_context("fork")  # the child inherits problem and solver without pickling them
     receiver, sender = context.Pipe(duplex=False)
-    child = context.Process(target=_solve_in_child, args=(solver, problem, sender), daemon=True)
+    child = context.Process(target=_solve_in_child, args=(solver, problem, sender, list(callbacks)),
+                            daemon=True)
     tic = time.perf_counter()
     child.start()
     sender.close()

@@ -25,6 +25,8 @@ from plots.style import save
 
 log = logging.getLogger(__name__)
 
+#: The pruning methods (`pruning.experiments.METHODS`, repeated here so that validating a config does not
+#: import torch; `tests/test_pruning_cli.py` checks that the two lists agree).
 METHODS = ("magnitude", "wanda", "sparsegpt", "obs", "iobs")
 
 
@@ -68,7 +70,7 @@ def run(cfg: DictConfig) -> pd.DataFrame:
     rows = run_pruning(job["model"], job["methods"], job["sparsities"], job["rounds"], job["seed"], job["device"],
                        iobs=IOBSConfig(**(job["iobs"] or {})), spec=PruneSpec(max_blocks=job["max_blocks"]),
                        task_options=job["task"] or {})
-    rows = rows.assign(run_id=rid, experiment=str(cfg.experiment.name), **provenance())
+    rows = rows.assign(run_id=rid, experiment=str(cfg.experiment.name), table="pruning", **provenance())
     store.write(rid, rows)
     return rows
 

@@ -31,6 +31,12 @@ IDENTITY_COLUMNS = ("run_id", "experiment", "problem", "solver", "seed")
 OUTCOME_COLUMNS = ("status", "message")
 #: f(x)/f_best − 1 against the best k-subset objective, and how f_best was obtained (`experiments.reference`).
 ORACLE_COLUMNS = ("objective_gap", "oracle")
+#: The second table of the store: rows of a pruning run (`experiments.pruning`), one per (method, sparsity,
+#: I-OBS rounds, split, metric[, layer]) with its ``value``; marked by ``table = "pruning"`` (rows stored before
+#: the marker existed are recognised by having a ``metric`` and no ``iteration``). Every other row is a solver
+#: trace row (``table`` absent or ``"trace"``).
+PRUNING_COLUMNS = ("model", "method", "sparsity", "iterations", "split", "metric", "value", "layer")
+TABLES = ("trace", "pruning")
 #: Age (seconds) after which a temporary file is a leftover of a killed writer (`ResultStore.remove_stale_temporaries`).
 STALE_TEMPORARY_S = 3600.0
 PROVENANCE_COLUMNS = ("obsbench_version", "git_sha", "numpy_version", "scipy_version", "created_at")
@@ -189,8 +195,28 @@ def load(root: str | os.PathLike[str], runs: Iterable[str] | None = None) -> pd.
     return pd.concat(frames, ignore_index=True)
 
 
+def is_pruning_row(frame: pd.DataFrame) -> pd.Series:
+    """Which rows belong to the pruning table (see `PRUNING_COLUMNS`)."""
+    if "table" in frame:
+        marked = frame["table"].eq("pruning")
+    else:
+        marked = pd.Series(False, index=frame.index)
+    if "metric" in frame:
+        iteration = frame["iteration"] if "iteration" in frame else pd.Series(np.nan, index=frame.index)
+        marked |= frame["metric"].notna() & iteration.isna()
+    return marked
+
+
+def split_tables(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(solver trace rows, pruning rows) of a loaded frame; each keeps only the columns it uses."""
+    pruning = is_pruning_row(frame)
+    traces, prunings = frame[~pruning], frame[pruning]
+    return traces.dropna(axis=1, how="all"), prunings.dropna(axis=1, how="all")
+
+
 def final_rows(frame: pd.DataFrame) -> pd.DataFrame:
-    """The last recorded iteration of every run."""
-    if frame.empty:
-        return frame
+    """The last recorded iteration of every solver run (pruning rows, which have no iterations, are left out)."""
+    frame = frame[~is_pruning_row(frame)] if not frame.empty else frame
+    if frame.empty or "iteration" not in frame:
+        return frame.iloc[0:0]
     return frame.sort_values(["run_id", "iteration"]).groupby("run_id", sort=False).tail(1)

@@ -19,6 +19,7 @@ from experiments.reference import ORACLE_MODES, reference_for
 from experiments.results import ResultStore, run_id, tidy_rows
 from problems.base import Problem
 from solvers.base import Solver
+from solvers.bounds import BoundTracker
 
 log = logging.getLogger(__name__)
 
@@ -141,7 +142,9 @@ def execute(spec: RunSpec, store: ResultStore, keep_solution: bool = False) -> p
         log.warning("skipped: %s", reason)
         return pd.DataFrame(columns=["run_id"])
     budget = getattr(solver, "time_budget", None)
-    result = run_with_deadline(solver, problem, hard_deadline(budget)) if budget else solver.run(problem)
+    observers = [BoundTracker(problem)]  # the theory observes the run; the solver never sees it
+    result = (run_with_deadline(solver, problem, hard_deadline(budget), observers) if budget
+              else solver.run(problem, callbacks=observers))
     reference = reference_for(problem, solver, mode=spec.oracle, root=store.root, problem_config=spec.problem,
                               seed=spec.seed)
     frame = tidy_rows(result.trace, run=rid, experiment=spec.experiment, problem=problem.name, solver=solver.name,

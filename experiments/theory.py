@@ -26,13 +26,9 @@ from plots.style import save
 from plots.theory import theory_figure
 from problems.conditioning import instance_constants
 from solvers.base import REGISTRY
-from solvers.bounds import BOUND_NAMES, no_bound, theorem_bounds
+from solvers.bounds import no_bound, theorem_bounds, theorem_label, theorem_order
 
 log = logging.getLogger(__name__)
-
-#: The theoretical convergence order of each theorem (1: linear, 2: quadratic).
-THEOREM_ORDER = {"iobs_exact": 2, "topk_iobs": 2, "iht": 1, "htp": 1, "cosamp": 1, "sp": 1}
-
 
 def constants_table(constants: dict[str, dict]) -> pd.DataFrame:
     """One row per constant: name, value, how it was obtained, and the sparsity it refers to."""
@@ -50,9 +46,9 @@ def theorem_table(problem, k: int, solvers: list[str]) -> pd.DataFrame:
         solver = REGISTRY[name](k=k)
         try:
             solver.validate(problem)
-            results = theorem_bounds(solver, problem, start) or [("-", *no_bound(name))]
+            results = theorem_bounds(solver, problem, start) or [("-", *no_bound(solver))]
         except ValueError as exc:  # e.g. exact I-OBS on a large d: the solver itself cannot run
-            results = [(BOUND_NAMES.get(name, "-"), np.nan, f"solver cannot run: {exc}")]
+            results = [(theorem_label(solver), np.nan, f"solver cannot run: {exc}")]
         for theorem, value, note in results:
             applies = np.isfinite(value) and not note.startswith("estimate")
             rows.append({"solver": name, "theorem": theorem, "applies": bool(applies), "bound_from_x0": value,
@@ -93,14 +89,14 @@ def rate_table(frame: pd.DataFrame) -> pd.DataFrame:
     measured = aggregate_rates(per_run, by=("problem", "solver"))
     rows = []
     for (problem, solver), runs in frame.groupby(["problem", "solver"], sort=True):
-        order = THEOREM_ORDER.get(solver)
+        order = theorem_order(solver)
         runs = runs.sort_values(["run_id", "iteration"])
         previous = runs.groupby("run_id")["distance"].shift(1)
         certified = runs["bound_note"] == ""
         ratio = runs["bound"] / previous ** (order or 1)
         ratio = ratio[certified & np.isfinite(ratio) & (previous > 1e-12)]
         notes = runs.loc[~certified, "bound_note"]
-        rows.append({"problem": problem, "solver": solver, "theorem": BOUND_NAMES.get(solver, "-"),
+        rows.append({"problem": problem, "solver": solver, "theorem": theorem_label(solver),
                      "theory_order": order, "theory_constant": float(ratio.median()) if len(ratio) else np.nan,
                      "theory_note": "" if len(ratio) else (notes.mode().iloc[0] if len(notes) else "")})
     return measured.merge(pd.DataFrame(rows), on=["problem", "solver"])

@@ -22,25 +22,27 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Any, Callable, Hashable
+from typing import TYPE_CHECKING, Any, Callable, Hashable
 from weakref import WeakKeyDictionary
 
 import numpy as np
 import scipy.linalg
 import scipy.special
 
-from problems.base import Problem
 from problems.sparse_spectra import (EXACT, ESTIMATE, LOWER, MAX_SUPPORTS, N_SAMPLES, SAMPLED_LOWER,
                                      SAMPLED_UPPER, UPPER, SparseSpectrum, blas_controller, constant,
                                      logistic_hessian_lipschitz_bound, mutual_coherence, positive_definite_cholesky,
                                      rip_entry, sparse_spectrum)
+
+if TYPE_CHECKING:  # annotations only: problems.base calls into this module (Problem.constants)
+    from problems.base import Problem
 
 log = logging.getLogger(__name__)
 
 #: Random sparse pairs used by `sampled_hessian_lipschitz` inside `instance_constants`.
 N_PAIRS = 16
 
-_CACHE: WeakKeyDictionary[Problem, dict[Hashable, Any]] = WeakKeyDictionary()
+_CACHE: "WeakKeyDictionary[Problem, dict[Hashable, Any]]" = WeakKeyDictionary()
 
 
 def cached(problem: Problem, key: Hashable, compute: Callable[[], Any]) -> Any:
@@ -264,55 +266,15 @@ def radius_bin(radius: float) -> float:
     return 0.0 if radius <= 0 else 2.0 ** (math.ceil(4.0 * math.log2(radius)) / 4.0)
 
 
-def polynomial_local_constants(problem: Any, k: int, radius: float) -> dict[str, dict[str, Any]]:
-    """Certified μ, M, L_restricted of f = ½‖Ax − y‖² + Σφ(x_i − x*_i) on the ball ‖x − x*‖_∞ ≤ r.
-
-    With φ''(t) = ridge + 2c·t + 3q·t² (c cubic, q quartic): ∇²f(x) = AᵀA + diag(φ''(x − x*)), so on the ball
-    μ ≥ λ_min(AᵀA) + min_{|t|≤r} φ'', A3's L ≤ max_{|S|=d−k} λ_max((AᵀA)_SS) + max_{|t|≤r} φ'' and, since
-    |φ''(t) − φ''(t')| = |t − t'|·|2c + 3q(t + t')|, A4 holds with M = 2|c| + 6q·r (any pair in the ball).
-    """
-    c, q, ridge, r = problem.cubic, problem.quartic, problem.ridge, radius
-    ends = [ridge + 2 * c * t + 3 * q * t * t for t in (-r, r)]
-    vertex = -c / (3 * q) if q > 0 else np.inf
-    low = min(ends + ([ridge - c * c / (3 * q)] if abs(vertex) <= r else []))
-    gram_min = spectral_constants(problem)["mu"]["value"] - ridge  # ∇²f(x*) = AᵀA + ridge·I
-    out = {"mu": constant(gram_min + low, LOWER, radius=r), "M": constant(2 * abs(c) + 6 * q * r, UPPER, radius=r)}
-    gram_max = sparse_spectrum_of(problem, problem.d - k).lambda_max_upper - ridge if k < problem.d else -np.inf
-    out["L_restricted"] = constant(max(gram_max + max(ends), 0.0), UPPER, radius=r)
-    return out
-
-
-def logistic_local_constants(problem: Any, k: int, radius: float) -> dict[str, dict[str, Any]]:
-    """Certified μ, M, L_restricted of ℓ2-regularised logistic regression on the ball ‖x − x*‖₂ ≤ r.
-
-    ∇²f(x) = AᵀSA/n + l2·I with S = diag σ'(a_iᵀx); σ' is even and decreasing in |z|, so on the ball
-    S ⪰ diag σ'(|a_iᵀx*| + ‖a_i‖r) gives μ; σ' ≤ 1/4 gives L ≤ λ_max(AᵀA)/(4n) + l2 (``smoothness``);
-    M is `logistic_hessian_lipschitz_bound` over all pairs (not only (2k+k*)-sparse ones: a start x0 may be
-    dense, and the Newton bound needs M on the segment from x_t to x*).
-    """
-    A, n, r = problem.A, problem.A.shape[0], radius
-    p = scipy.special.expit(np.abs(A @ problem.x_star) + np.linalg.norm(A, axis=1) * r)
-    mu = problem.l2 + scipy.linalg.eigvalsh((A.T * (p * (1 - p))) @ A / n, subset_by_index=[0, 0])[0]
-    M = cached(problem, ("logistic_M",), lambda: logistic_hessian_lipschitz_bound(A))
-    return {"mu": constant(mu, LOWER, radius=r), "M": constant(M["value"], UPPER, radius=r),
-            "L_restricted": constant(problem.smoothness(), UPPER, radius=r)}
-
-
 def local_constants_of(problem: Problem, k: int, radius: float) -> dict[str, dict[str, Any]]:
     """Certified constants valid wherever ‖x − x*‖₂ ≤ ``radius`` (rounded up by `radius_bin`), renamed
     ``mu_lower``, ``M_upper``, ``L_restricted_upper``; from ``problem.local_constants(k, radius)`` when the
-    problem defines it, else for the polynomial-sensing and logistic problems; {} for other problems."""
-    from problems.nonquadratic import LogisticProblem, PolynomialSensingProblem
-
+    problem defines it (the polynomial-sensing and logistic problems do); {} for other problems. This module
+    never switches on a problem's class: a problem's own constants are the problem's own method."""
     r = radius_bin(radius)
-    if hasattr(problem, "local_constants"):
-        compute = lambda: dict(problem.local_constants(k, r))  # noqa: E731
-    elif isinstance(problem, PolynomialSensingProblem):
-        compute = lambda: polynomial_local_constants(problem, k, r)  # noqa: E731
-    elif isinstance(problem, LogisticProblem):
-        compute = lambda: logistic_local_constants(problem, k, r)  # noqa: E731
-    else:
+    if not hasattr(problem, "local_constants"):
         return {}
+    compute = lambda: dict(problem.local_constants(k, r))  # noqa: E731
     suffix = {UPPER: "_upper", LOWER: "_lower", EXACT: ""}
     entries = cached(problem, ("local", k, r), compute)
     return {name + suffix[e["how"]]: e for name, e in entries.items() if e["how"] in suffix}

@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
+import scipy.linalg
 import scipy.special
 
 from problems.base import DataMatrixProblem, check, largest_eigenvalue_gram, readonly
+from problems.conditioning import cached, sparse_spectrum_of, spectral_constants
+from problems.sparse_spectra import LOWER, UPPER, constant, logistic_hessian_lipschitz_bound
 from problems.sensing import MATRIX_ENSEMBLES, SIGNAL_ENSEMBLES, sensing_matrix, sparse_signal, validate_sizes
 
 LABELS = ("soft", "bernoulli")
@@ -92,6 +95,21 @@ class LogisticProblem(DataMatrixProblem):
     def _smoothness(self) -> float:
         # σ' ≤ 1/4 gives the global bound λ_max(AᵀA)/(4n) + l2.
         return largest_eigenvalue_gram(self.A) / (4.0 * self.n_samples) + self.l2
+
+    def local_constants(self, k: int, radius: float) -> dict[str, dict[str, Any]]:
+        """Certified μ, M, L_restricted of ℓ2-regularised logistic regression on the ball ‖x − x*‖₂ ≤ r.
+
+        ∇²f(x) = AᵀSA/n + l2·I with S = diag σ'(a_iᵀx); σ' is even and decreasing in |z|, so on the ball
+        S ⪰ diag σ'(|a_iᵀx*| + ‖a_i‖r) gives μ; σ' ≤ 1/4 gives L ≤ λ_max(AᵀA)/(4n) + l2 (``smoothness``);
+        M is `logistic_hessian_lipschitz_bound` over all pairs (not only (2k+k*)-sparse ones: a start x0 may be
+        dense, and the Newton bound needs M on the segment from x_t to x*).
+        """
+        A, n, r = self.A, self.A.shape[0], radius
+        p = scipy.special.expit(np.abs(A @ self.x_star) + np.linalg.norm(A, axis=1) * r)
+        mu = self.l2 + scipy.linalg.eigvalsh((A.T * (p * (1 - p))) @ A / n, subset_by_index=[0, 0])[0]
+        M = cached(self, ("logistic_M",), lambda: logistic_hessian_lipschitz_bound(A))
+        return {"mu": constant(mu, LOWER, radius=r), "M": constant(M["value"], UPPER, radius=r),
+                "L_restricted": constant(self.smoothness(), UPPER, radius=r)}
 
 
 def restricted_minimiser(problem: LogisticProblem, support: np.ndarray, start: np.ndarray,
@@ -228,6 +246,23 @@ class PolynomialSensingProblem(DataMatrixProblem):
         """Unbiased minibatch gradient (m/|B|)·A_Bᵀ(A_B x − y_B) + φ'(x − x*) (the penalty is kept whole)."""
         A_B = self.A[rows]
         return (self.n_samples / len(rows)) * (A_B.T @ (A_B @ x - self.y[rows])) + self._penalty_derivatives(x)[1]
+
+    def local_constants(self, k: int, radius: float) -> dict[str, dict[str, Any]]:
+        """Certified μ, M, L_restricted of f = ½‖Ax − y‖² + Σφ(x_i − x*_i) on the ball ‖x − x*‖_∞ ≤ r.
+
+        With φ''(t) = ridge + 2c·t + 3q·t² (c cubic, q quartic): ∇²f(x) = AᵀA + diag(φ''(x − x*)), so on the ball
+        μ ≥ λ_min(AᵀA) + min_{|t|≤r} φ'', A3's L ≤ max_{|S|=d−k} λ_max((AᵀA)_SS) + max_{|t|≤r} φ'' and, since
+        |φ''(t) − φ''(t')| = |t − t'|·|2c + 3q(t + t')|, A4 holds with M = 2|c| + 6q·r (any pair in the ball).
+        """
+        c, q, ridge, r = self.cubic, self.quartic, self.ridge, radius
+        ends = [ridge + 2 * c * t + 3 * q * t * t for t in (-r, r)]
+        vertex = -c / (3 * q) if q > 0 else np.inf
+        low = min(ends + ([ridge - c * c / (3 * q)] if abs(vertex) <= r else []))
+        gram_min = spectral_constants(self)["mu"]["value"] - ridge  # ∇²f(x*) = AᵀA + ridge·I
+        out = {"mu": constant(gram_min + low, LOWER, radius=r), "M": constant(2 * abs(c) + 6 * q * r, UPPER, radius=r)}
+        gram_max = sparse_spectrum_of(self, self.d - k).lambda_max_upper - ridge if k < self.d else -np.inf
+        out["L_restricted"] = constant(max(gram_max + max(ends), 0.0), UPPER, radius=r)
+        return out
 
 
 def make_quartic_sensing(

@@ -35,6 +35,8 @@ from pruning.tasks import PruningTask
 log = logging.getLogger(__name__)
 
 ONE_SHOT = ("magnitude", "wanda", "sparsegpt", "obs")
+#: Every method `run_pruning` knows: the one-shot pruners and iterated I-OBS (the Hydra app validates against it).
+METHODS = (*ONE_SHOT, "iobs")
 
 
 def build_task(model: str, seed: int, device: str, options: dict[str, Any]) -> PruningTask:

@@ -9,13 +9,9 @@ They never run a pruner.
 
 from __future__ import annotations
 
-import matplotlib
-
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
+import matplotlib.pyplot as plt
+import pandas as pd
+from matplotlib.figure import Figure
 
 #: the headline metric of each model of `pruning.experiments.run_pruning`
 HEADLINE = {"vit": "accuracy", "smollm2": "ppl", "minilm": "cosine", "synthetic": "rel_error"}

@@ -73,7 +73,12 @@ class Result:
 
 
 class Callback(Protocol):
-    """Called after every recorded iteration with the solver, the new state and the trace row."""
+    """Called after every recorded iteration with the solver, the new state and the trace row (a dict it may
+    complete, e.g. with ``bound`` and ``bound_note``: `solvers.bounds.BoundTracker` observes runs this way).
+
+    An optional ``start(solver, state, row)`` method is called once with the starting point's row (iteration
+    0) before the first step. Callbacks run outside the solver's clock.
+    """
 
     def __call__(self, solver: Solver, state: State, row: dict[str, Any]) -> None: ...
 
@@ -84,14 +89,14 @@ class Trace:
 
     def __init__(self, problem: Problem):
         self.problem = problem
-        self.norm_star = float(np.linalg.norm(problem.x_star))
+        self.norm_star = robust_norm(problem.x_star)
         self.rows: list[dict[str, Any]] = []
 
     def record(self, iteration: int, x: np.ndarray, time_s: float, step_size: float = float("nan"),
                bound: float = float("nan"), bound_note: str = "") -> dict[str, Any]:
         support = support_of(x)
         true_support = self.problem.true_support
-        distance = float(np.linalg.norm(x - self.problem.x_star))  # NaN when the truth is unknown
+        distance = robust_norm(x - self.problem.x_star)  # NaN when the truth is unknown
         with np.errstate(all="ignore"):
             objective = float(self.problem.objective(x))
         row = dict(
@@ -186,16 +191,6 @@ class Solver:
         if not isinstance(k, (int, np.integer)) or not 1 <= k <= problem.d:
             raise SolverConfigError(f"k={k} must be an integer in [1, d={problem.d}]")
         return int(k)
-
-    def bound(self, problem: Problem, previous_error: float, iteration: int) -> tuple[float, str]:
-        """The theory's bound on ‖x_{t} − x*‖ given ‖x_{t−1} − x*‖; NaN and a reason when there is none.
-
-        Delegates to `solvers.bounds.bound_for` (theorem per solver name, assumptions checked on the
-        instance's constants, which are computed once per problem and cached).
-        """
-        from solvers.bounds import bound_for  # lazy: bounds imports problems.conditioning
-
-        return bound_for(self, problem, previous_error, iteration)
 
     def run(self, problem: Problem, callbacks: Iterable[Callback] = ()) -> Result:
         raise NotImplementedError
@@ -346,6 +341,11 @@ class IterativeSolver(Solver):
             return _finish(problem, trace, None, "error", f"{type(exc).__name__}: {exc}", 0, 0.0)
         elapsed += time.perf_counter() - tic
         trace.record(0, state.x, elapsed)
+        callbacks = list(callbacks)
+        for callback in callbacks:
+            start = getattr(callback, "start", None)
+            if start is not None:
+                start(self, state, trace.rows[0])
         blowup = self.divergence_factor * np.nanmax([trace.first_distance, trace.norm_star, 1.0])
         cycle = CycleDetector(state.x, trace.rows[-1]["objective"]) if self.deterministic else None
         status, message, iteration = "max_iter", "", 0
@@ -367,13 +367,11 @@ class IterativeSolver(Solver):
                     status, iteration = "ok", iteration - 1
                     break
                 status = "ok"
-                row = trace.record(iteration, state.x, elapsed, state.step_size, *self.bound(
-                    problem, trace.rows[-1]["distance"], iteration))
+                row = trace.record(iteration, state.x, elapsed, state.step_size)
                 for callback in callbacks:
                     callback(self, state, row)
                 break
-            bound, note = self.bound(problem, trace.rows[-1]["distance"], iteration)
-            row = trace.record(iteration, state.x, elapsed, state.step_size, bound, note)
+            row = trace.record(iteration, state.x, elapsed, state.step_size)
             if cycle is not None:
                 cycle.visit(state.x, row["objective"], iteration)
             for callback in callbacks:

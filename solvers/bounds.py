@@ -240,12 +240,6 @@ def envelope(e0: float, one_step: Callable[[float], Bound], n_steps: int) -> np.
 
 
 # ------------------------------------------------------------------------------ wiring: solver -> theorem
-#: Why a registered solver has no bound (others get the generic note).
-NO_BOUND_REASONS = {
-    "niht": "adaptive step size (the Blumensath & Davies 2010 guarantee is not implemented)",
-    "omp": "no per-iteration contraction (OMP guarantees are exact recovery after k steps)",
-    "iobs_obs": "Theorem 1 needs the optimal support, not the greedy OBS one",
-}
 
 
 def budget(solver: Any, problem: Problem) -> int:
@@ -446,37 +440,59 @@ class Theorem:
     start: str = "any"
     #: Whether the bound holds with measurement noise (x* the generating signal, not a minimiser of f).
     noisy: bool = False
+    #: The convergence order the theorem proves: 1 (linear, e_{t+1} ≤ ρe_t) or 2 (quadratic, ≤ c·e_t²).
+    order: int = 1
 
 
-#: solver name -> its theorems; `bound_for` draws the tightest one whose assumptions hold.
-THEOREMS: dict[str, tuple[Theorem, ...]] = {
-    "iobs_exact": (Theorem("Wu et al. 2024, Theorem 1, corrected ratio (d-k)/(d-k*)",
-                           quadratic_rule(iobs_theorem1_corrected)),),
-    "topk_iobs": (Theorem("Wu et al. 2024, Lemma 3", quadratic_rule(topk_iobs_lemma3)),),
-    "iht": (Theorem("Foucart & Rauhut 2013, Theorem 6.18 (IHT) for sqrt(step)*A",
-                    rip_rule(iht_rip_rate, {"delta_3k": multiple_of_k(3)}, step_size_of), "sparse"),
-            Theorem("RSC/RSS rate in the setting of Jain, Tewari & Kar 2014 (restricted eigenvalues at 2k+k*)",
-                    rip_rule(iht_rsc_rss_rate, {"delta_2k_plus_k_star": lambda k, k_star: 2 * k + k_star},
-                             step_size_of, budget_aware=True), "sparse"),
-            Theorem("IHT with measurement noise, 2*delta_3k + noise floor (Blumensath & Davies 2009 argument)",
-                    rip_rule(iht_noisy_rate, {"delta_2k": multiple_of_k(2), "delta_3k": multiple_of_k(3)},
-                             step_size_of, noisy=True), "sparse", noisy=True)),
-    "htp": (Theorem("Foucart & Rauhut 2013, Theorem 6.18 (HTP) for sqrt(step)*A",
-                    rip_rule(htp_rip_rate, {"delta_2k": multiple_of_k(2), "delta_3k": multiple_of_k(3)},
-                             step_size_of), "sparse"),),
-    "cosamp": (Theorem("Foucart & Rauhut 2013, Theorem 6.28, A optimally rescaled",
-                       rip_rule(cosamp_rip_rate, {"delta_4k": multiple_of_k(4)}, lambda s, p: None), "sparse"),),
-    "sp": (Theorem("Song, Xia & Liu 2014 (arXiv:1309.6073), SP, A optimally rescaled",
-                   rip_rule(sp_rip_rate, {"delta_3k": multiple_of_k(3)}, lambda s, p: None), "fitted"),),
-}
-
-#: solver name -> the theorems it is checked against, as one label.
-BOUND_NAMES = {name: " | ".join(t.name for t in theorems) for name, theorems in THEOREMS.items()}
+#: solver class -> its theorems; `bound_for` draws the tightest one whose assumptions hold. Keyed by the exact
+#: class (a subclass, e.g. stochastic IHT, is a different method and registers its own), filled by
+#: `register_theorems` — also from a user's module, for a solver outside the package.
+THEOREMS: dict[type, tuple[Theorem, ...]] = {}
+#: solver class -> why it has no bound (others get the generic note).
+NO_BOUND_REASONS: dict[type, str] = {}
 
 
-def no_bound(name: str) -> Bound:
+def register_theorems(solver_class: type, *theorems: Theorem) -> None:
+    """Declare the theorems of a solver class (replacing earlier ones); `BoundTracker` then draws them on every
+    run of that class. A user's solver registers from its own module::
+
+        from solvers.bounds import Theorem, register_theorems
+        register_theorems(MyIHT, Theorem("my rate", lambda solver, problem, e: (0.9 * e, "")))
+    """
+    THEOREMS[solver_class] = tuple(theorems)
+
+
+def register_no_bound(solver_class: type, reason: str) -> None:
+    """Say why a solver class has no bound (shown in ``bound_note`` instead of the generic note)."""
+    NO_BOUND_REASONS[solver_class] = reason
+
+
+def theorems_of(solver: Any) -> tuple[Theorem, ...]:
+    """The theorems registered for ``solver`` (an instance or a class; a registry name also works)."""
+    if isinstance(solver, str):
+        from solvers.base import REGISTRY
+
+        solver = REGISTRY.get(solver)
+    klass = solver if isinstance(solver, type) else type(solver)
+    return THEOREMS.get(klass, ())
+
+
+def theorem_label(solver: Any) -> str:
+    """The theorems of ``solver`` as one label ("-" when it has none)."""
+    return " | ".join(t.name for t in theorems_of(solver)) or "-"
+
+
+def theorem_order(solver: Any) -> int | None:
+    """The highest convergence order among the theorems of ``solver`` (None without a theorem)."""
+    theorems = theorems_of(solver)
+    return max(t.order for t in theorems) if theorems else None
+
+
+def no_bound(solver: Any) -> Bound:
     """NaN with the note of a solver that has no theorem."""
-    reason = NO_BOUND_REASONS.get(name)
+    name = solver if isinstance(solver, str) else getattr(solver, "name", type(solver).__name__)
+    klass = solver if isinstance(solver, type) else type(solver)
+    reason = NO_BOUND_REASONS.get(klass)
     return NAN, f"no bound for solver {name}" + (f": {reason}" if reason else "")
 
 
@@ -503,7 +519,7 @@ def theorem_bounds(solver: Any, problem: Problem, previous_error: float,
     means the step from ``problem.x0``, whose assumptions (`Theorem.start`) are checked. Never raises: a
     failure becomes a ``"bound failed: ..."`` note."""
     name = getattr(solver, "name", type(solver).__name__)
-    theorems = THEOREMS.get(name, ())
+    theorems = theorems_of(solver)
     noise_std = float(getattr(problem, "noise_std", 0.0) or 0.0)
     first_step = iteration is None or iteration <= 1
     out = []
@@ -542,7 +558,7 @@ def bound_for(solver: Any, problem: Problem, previous_error: float, iteration: i
     """
     results = theorem_bounds(solver, problem, previous_error, iteration)
     if not results:
-        return no_bound(getattr(solver, "name", type(solver).__name__))
+        return no_bound(solver)
     for wanted in (lambda note: note == "", lambda note: note.startswith("estimate")):
         candidates = [(value, note) for _, value, note in results if wanted(note) and np.isfinite(value)]
         if candidates:
@@ -551,3 +567,69 @@ def bound_for(solver: Any, problem: Problem, previous_error: float, iteration: i
     # instance, the noise-aware one's condition says more than "noiseless instance").
     relevant = [r for r in results if not r[2].startswith("assumption: noiseless instance")] or results
     return relevant[0][1], relevant[0][2]
+
+
+# ----------------------------------------------------------------------- the package's solvers' theorems
+def _register_package_theorems() -> None:
+    from solvers.hard_thresholding import HTP, IHT, NIHT
+    from solvers.iobs import OBSIOBS, ExactIOBS, TopkIOBS
+    from solvers.pursuit import OMP, CoSaMP, SubspacePursuit
+
+    register_theorems(ExactIOBS, Theorem("Wu et al. 2024, Theorem 1, corrected ratio (d-k)/(d-k*)",
+                                         quadratic_rule(iobs_theorem1_corrected), order=2))
+    register_theorems(TopkIOBS, Theorem("Wu et al. 2024, Lemma 3", quadratic_rule(topk_iobs_lemma3), order=2))
+    register_theorems(
+        IHT,
+        Theorem("Foucart & Rauhut 2013, Theorem 6.18 (IHT) for sqrt(step)*A",
+                rip_rule(iht_rip_rate, {"delta_3k": multiple_of_k(3)}, step_size_of), "sparse"),
+        Theorem("RSC/RSS rate in the setting of Jain, Tewari & Kar 2014 (restricted eigenvalues at 2k+k*)",
+                rip_rule(iht_rsc_rss_rate, {"delta_2k_plus_k_star": lambda k, k_star: 2 * k + k_star},
+                         step_size_of, budget_aware=True), "sparse"),
+        Theorem("IHT with measurement noise, 2*delta_3k + noise floor (Blumensath & Davies 2009 argument)",
+                rip_rule(iht_noisy_rate, {"delta_2k": multiple_of_k(2), "delta_3k": multiple_of_k(3)},
+                         step_size_of, noisy=True), "sparse", noisy=True))
+    register_theorems(HTP, Theorem("Foucart & Rauhut 2013, Theorem 6.18 (HTP) for sqrt(step)*A",
+                                   rip_rule(htp_rip_rate, {"delta_2k": multiple_of_k(2), "delta_3k": multiple_of_k(3)},
+                                            step_size_of), "sparse"))
+    register_theorems(CoSaMP, Theorem("Foucart & Rauhut 2013, Theorem 6.28, A optimally rescaled",
+                                      rip_rule(cosamp_rip_rate, {"delta_4k": multiple_of_k(4)}, lambda s, p: None),
+                                      "sparse"))
+    register_theorems(SubspacePursuit, Theorem("Song, Xia & Liu 2014 (arXiv:1309.6073), SP, A optimally rescaled",
+                                               rip_rule(sp_rip_rate, {"delta_3k": multiple_of_k(3)},
+                                                        lambda s, p: None), "fitted"))
+    register_no_bound(NIHT, "adaptive step size (the Blumensath & Davies 2010 guarantee is not implemented)")
+    register_no_bound(OMP, "no per-iteration contraction (OMP guarantees are exact recovery after k steps)")
+    register_no_bound(OBSIOBS, "Theorem 1 needs the optimal support, not the greedy OBS one")
+
+
+_register_package_theorems()
+
+
+# -------------------------------------------------------------------------------- theory as an observer
+class BoundTracker:
+    """A run callback that fills each row's ``bound`` / ``bound_note`` with `bound_for` (the bound on this
+    row's error from the previous row's), outside the solver's clock.
+
+    The runner attaches it (`experiments.runner.execute`); a solver never calls the theory, and a bare
+    ``solver.run(problem)`` — or a grid that keeps only final rows, such as a phase diagram — skips it (and
+    the import of this module). Rows of a direct solver (one final row, no starting row) are left as they are.
+    """
+
+    def __init__(self, problem: Problem):
+        self.problem = problem
+        self.previous: float | None = None
+
+    def start(self, solver: Any, state: Any, row: dict[str, Any]) -> None:
+        self.previous = row["distance"]
+
+    def __call__(self, solver: Any, state: Any, row: dict[str, Any]) -> None:
+        if self.previous is None:
+            return
+        row["bound"], row["bound_note"] = bound_for(solver, self.problem, self.previous, row["iteration"])
+        row["bound"] = float(row["bound"])
+        self.previous = row["distance"]
+
+
+def observed_run(solver: Any, problem: Problem, callbacks: tuple = ()) -> Any:
+    """``solver.run(problem)`` with the theory observing it (`BoundTracker` first, then ``callbacks``)."""
+    return solver.run(problem, callbacks=[BoundTracker(problem), *callbacks])

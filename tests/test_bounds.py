@@ -10,7 +10,7 @@ import math
 import numpy as np
 import pytest
 
-from problems import LeastSquaresProblem, make_compressed_sensing, make_least_squares
+from problems import LeastSquaresProblem, Problem, make_compressed_sensing, make_least_squares
 from problems import conditioning
 from problems.conditioning import local_constants_of
 from problems.sparse_spectra import rip_from_extremes, sparse_spectrum
@@ -19,7 +19,7 @@ from problems.regression import orthonormal_columns
 from solvers import REGISTRY, make_solver
 from solvers import bounds
 from solvers.bounds import (bound_for, cosamp_rip_rate, envelope, htp_rip_rate, iht_rsc_rss_rate,
-                            iht_rip_rate, iobs_theorem1_corrected, iobs_theorem1_stated, linear_bound,
+                            iht_rip_rate, iobs_theorem1_corrected, iobs_theorem1_stated, linear_bound, observed_run,
                             scaled_delta, sp_rip_rate, topk_iobs_lemma3)
 
 
@@ -153,7 +153,7 @@ def test_registered_iobs_solvers_stay_below_the_bound_they_draw():
     for seed in range(25):
         problem, k = quartic_instance(seed)
         for name in ("iobs_exact", "topk_iobs"):
-            frame = make_solver(name, k=k, max_iter=5).run(problem).frame()
+            frame = observed_run(make_solver(name, k=k, max_iter=5), problem).frame()
             rows = frame[(frame["iteration"] > 0) & (frame["bound_note"] == "")]
             assert (rows["distance"] <= rows["bound"] + slack(problem)).all(), (seed, name)
             drawn += len(rows)
@@ -254,7 +254,7 @@ def test_iht_gets_the_rsc_rss_bound_where_the_rip_theorem_fails():
     assert np.isnan(noisy_value) and noisy_note.startswith("assumption: delta_3k=")
     assert rsc_note == "" and 0 < rsc_value < 1
     assert bound_for(solver, problem, 1.0) == (rsc_value, "")
-    frame = solver.run(problem).frame()
+    frame = observed_run(solver, problem).frame()
     drawn = frame[(frame["iteration"] > 0) & (frame["bound_note"] == "")]
     assert len(drawn) >= 5 and (drawn["distance"] <= drawn["bound"] + slack(problem)).all()
 
@@ -311,7 +311,7 @@ def test_registered_rip_solvers_stay_below_the_bound_they_draw(name, params):
     drawn = 0
     for seed in range(15):
         problem, k, _ = near_isometry(seed, eps=0.25)
-        frame = make_solver(name, k=k, max_iter=8, **params).run(problem).frame()
+        frame = observed_run(make_solver(name, k=k, max_iter=8, **params), problem).frame()
         rows = frame[(frame["iteration"] > 0) & (frame["bound_note"] == "")]
         assert (rows["distance"] <= rows["bound"] + slack(problem)).all(), seed
         drawn += len(rows)
@@ -340,7 +340,7 @@ def test_constants_are_computed_once_per_problem(monkeypatch, name):
     monkeypatch.setattr(conditioning, "cached", counting)
     for problem, k in ((make_compressed_sensing(m=40, d=50, k_star=2, seed=4), 2), near_isometry(1, 0.2)[:2]):
         computed.clear()
-        result = make_solver(name, k=k, max_iter=1000, tol=1e-300).run(problem)
+        result = observed_run(make_solver(name, k=k, max_iter=1000, tol=1e-300), problem)
         assert result.n_iter >= 2 and result.frame()["bound_note"].iloc[1:].nunique() == 1
         # each constant once, however many iterations (7 kinds for IHT: its three theorems need the spectra at
         # 2k and 3k, their quick checks, the spectral and stationarity constants and the noise norm)
@@ -362,7 +362,7 @@ def test_topk_iobs_on_logistic_regression_stays_below_its_certified_bound():
     drawn = 0
     for seed in range(4):
         problem = make_logistic_regression(n=80, d=7, k_star=2, init_radius=0.3, seed=seed)
-        frame = make_solver("topk_iobs", k=3, max_iter=5).run(problem).frame()
+        frame = observed_run(make_solver("topk_iobs", k=3, max_iter=5), problem).frame()
         rows = frame[(frame["iteration"] > 0) & (frame["bound_note"] == "")]
         assert (rows["distance"] <= rows["bound"] + slack(problem)).all()
         drawn += int((rows["bound"] > 0).sum())
@@ -380,7 +380,7 @@ def test_uncertified_constants_give_an_estimate_note():
 
 @pytest.mark.skipif("topk_iobs" not in REGISTRY, reason="Topk-I-OBS not registered")
 def test_problems_without_certified_constants_get_estimates():
-    class SeparableQuartic(conditioning.Problem):
+    class SeparableQuartic(Problem):
         """f(x) = ½‖x − x*‖² + ¼Σ(x_i − x*_i)⁴: no certified constants are known to the library."""
         def objective(self, x):
             t = x - self.x_star
@@ -429,7 +429,7 @@ def test_the_first_step_is_bounded_only_from_a_start_the_theorem_covers():
         assert bound_for(solver, dense, 1.0, iteration=2) == bound_for(solver, problem, 1.0)
         fitted_note = bound_for(solver, unfitted, 1.0)[1]
         assert ("least-squares fit" in fitted_note) == (name == "sp"), (name, fitted_note)
-    frame = make_solver("sp", k=k, max_iter=6).run(unfitted).frame()
+    frame = observed_run(make_solver("sp", k=k, max_iter=6), unfitted).frame()
     assert "least-squares fit" in frame.loc[1, "bound_note"]
     later = frame[frame["iteration"] > 1]
     assert len(later) and (later["bound_note"] == "").all()
@@ -471,8 +471,43 @@ def test_registered_iht_on_a_noisy_instance_draws_the_noisy_bound_and_stays_belo
         noisy = dataclasses.replace(clean, y=clean.y + e, noise_std=1e-3)
         names = [name for name, _, note in bounds.theorem_bounds(make_solver("iht", k=k), noisy, 1.0) if not note]
         assert names and all(name.startswith("IHT with measurement noise") for name in names)
-        frame = make_solver("iht", k=k, max_iter=40).run(noisy).frame()
+        frame = observed_run(make_solver("iht", k=k, max_iter=40), noisy).frame()
         rows = frame[(frame["iteration"] > 0) & (frame["bound_note"] == "")]
         assert (rows["distance"] <= rows["bound"] + 1e-12).all()
         drawn += len(rows)
     assert drawn >= 30
+
+
+# ------------------------------------------------------------------------------ theory as an observer
+def test_a_bare_solver_run_does_not_import_the_theory():
+    """Solvers never call the theorems: only an observer attached by the runner does (`BoundTracker`)."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from problems import make_compressed_sensing; from solvers import make_solver; "
+            "r = make_solver('iht').run(make_compressed_sensing(m=40, d=64, k_star=3, seed=0)); "
+            "import math; assert all(math.isnan(row['bound']) and row['bound_note'] == '' for row in r.trace); "
+            "assert 'solvers.bounds' not in sys.modules, 'solvers.bounds was imported'")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+
+
+def test_a_user_solver_registers_its_own_theorem_from_its_own_module():
+    from solvers.base import IterativeSolver, State
+    from solvers._kernels import hard_threshold
+
+    class UserIHT(IterativeSolver):
+        name = "user_iht_for_theory_test"
+
+        def step(self, problem, state):
+            return State(x=hard_threshold(state.x - 0.5 * problem.gradient(state.x), self.k_), step_size=0.5)
+
+    problem = make_compressed_sensing(m=40, d=64, k_star=3, seed=0)
+    assert observed_run(UserIHT(max_iter=3), problem).trace[1]["bound_note"].startswith("no bound for solver")
+    bounds.register_theorems(UserIHT, bounds.Theorem("a user's rate", lambda solver, p, e: (0.99 * e, ""), order=1))
+    try:
+        rows = observed_run(UserIHT(max_iter=3), problem).trace
+        assert [row["bound"] for row in rows[1:]] == pytest.approx([0.99 * row["distance"] for row in rows[:-1]])
+        assert bounds.theorem_label(UserIHT) == "a user's rate" and bounds.theorem_order(UserIHT) == 1
+    finally:
+        bounds.THEOREMS.pop(UserIHT)

@@ -30,3 +30,11 @@ def test_invalid_pruning_settings_are_one_line_errors(cli):
     done = cli("experiment=prune_vit", "experiment.methods=[pruneit]")
     assert done.returncode != 0 and "pruneit" in done.stderr and "\n" not in done.stderr.strip()
     assert cli.parquet_files() == []
+
+
+def test_the_app_and_the_pruning_package_know_the_same_methods():
+    pytest.importorskip("torch")
+    from experiments.pruning import METHODS
+    from pruning.experiments import METHODS as PACKAGE_METHODS
+
+    assert METHODS == PACKAGE_METHODS

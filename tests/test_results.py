@@ -96,3 +96,40 @@ def test_stale_temporary_files_are_removed_and_fresh_ones_kept(tmp_path):
     assert store.remove_stale_temporaries() == 2
     assert not any(p.exists() for p in stale) and fresh.exists()
     assert len(store.runs()) == 1 and store.remove_stale_temporaries() == 0
+
+
+def pruning_frame(run: str) -> pd.DataFrame:
+    """Rows shaped like a stored pruning run (`experiments.pruning`): no torch needed to test the store."""
+    rows = [dict(model="vit", method=method, sparsity=0.5, iterations=1, split="heldout", metric="accuracy",
+                 value=value, layer="") for method, value in (("magnitude", 0.9), ("sparsegpt", 0.95))]
+    rows.append(dict(model="vit", method="sparsegpt", sparsity=0.5, iterations=1, split="heldout",
+                     metric="layer_error", value=0.1, layer="blocks.0.fc1"))
+    return pd.DataFrame(rows).assign(run_id=run, experiment="prune_vit", table="pruning")
+
+
+def test_collect_handles_a_pruning_only_root_and_a_mixed_root(tmp_path):
+    from experiments.collect import collect
+    from experiments.results import ResultStore, final_rows, split_tables, tidy_rows
+    from problems import make_compressed_sensing
+    from solvers import make_solver
+
+    store = ResultStore(tmp_path / "pruning_only")
+    store.write("p1", pruning_frame("p1"))
+    paths = collect(store.root, tmp_path / "out1")
+    summary = pd.read_csv(tmp_path / "out1" / "pruning_summary.csv")
+    assert {p.name for p in paths} == {"pruning_summary.csv", "report.md"}
+    assert len(summary) == 2 and set(summary["method"]) == {"magnitude", "sparsegpt"}  # layer rows left out
+    assert "1 pruning runs" in (tmp_path / "out1" / "report.md").read_text()
+
+    problem = make_compressed_sensing(m=30, d=60, k_star=3, seed=0)
+    result = make_solver("iht").run(problem)
+    store.write("s1", tidy_rows(result.trace, run="s1", experiment="convergence", problem=problem.name,
+                                solver="iht", seed=0, problem_params=problem.params, solver_params={},
+                                status=result.status, message=result.message))
+    collect(store.root, tmp_path / "out2")
+    report = (tmp_path / "out2" / "report.md").read_text()
+    assert "1 solver runs" in report and "1 pruning runs" in report
+    assert len(pd.read_csv(tmp_path / "out2" / "collected.csv")) == 1
+    traces, pruning = split_tables(load(store.root))
+    assert set(traces["run_id"]) == {"s1"} and set(pruning["run_id"]) == {"p1"}
+    assert set(final_rows(load(store.root))["run_id"]) == {"s1"}

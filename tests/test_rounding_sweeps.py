@@ -16,6 +16,7 @@ import pytest
 from problems import make_compressed_sensing, make_least_squares
 from problems.base import LeastSquaresProblem
 from problems.sparse_spectra import positive_definite_cholesky
+from solvers.bounds import observed_run
 from solvers.base import REGISTRY, make_solver
 
 SEEDS = 300
@@ -131,7 +132,7 @@ def test_newton_bounds_are_never_below_the_error_when_x_star_is_stationary_only_
         perturbation = 1e-9 * np.random.default_rng(seed).standard_normal(clean.y.shape)
         for problem in (clean, dataclasses.replace(clean, y=clean.y + perturbation)):
             for name in ("topk_iobs", "iobs_exact") if problem.d <= 12 else ("topk_iobs",):
-                frame = make_solver(name, max_iter=4).run(problem).frame()
+                frame = observed_run(make_solver(name, max_iter=4), problem).frame()
                 rows = frame[(frame["iteration"] > 0) & (frame["bound_note"] == "")]
                 assert (rows["distance"] <= rows["bound"]).all(), (seed, kappa, name, rows[["distance", "bound"]])
                 checked += len(rows)
@@ -142,7 +143,7 @@ def test_newton_bounds_are_never_below_the_error_when_x_star_is_stationary_only_
 def test_exact_iobs_bound_covers_rounding_on_small_quadratics(seeds):
     for seed in seeds:
         problem = make_least_squares(n=24, d=8, k_star=2, kappa=(1.0, 1e3, 1e6)[seed % 3], seed=seed)
-        frame = make_solver("iobs_exact", k=3, max_iter=3).run(problem).frame()
+        frame = observed_run(make_solver("iobs_exact", k=3, max_iter=3), problem).frame()
         rows = frame[(frame["iteration"] > 0) & (frame["bound_note"] == "")]
         assert len(rows) and (rows["distance"] <= rows["bound"]).all(), (seed, rows[["distance", "bound"]])
 

@@ -50,6 +50,10 @@ def test_a_user_solver_outside_the_package_is_compared_with_the_baselines(cli):
             def step(self, problem, state):
                 return State(x=hard_threshold(state.x - self.eta * problem.gradient(state.x), self.k_),
                              step_size=self.eta)
+
+        # the user's own theorem, registered from the user's module: drawn without editing the package
+        from solvers.bounds import Theorem, register_theorems
+        register_theorems(HalfStepIHT, Theorem("a user's rate", lambda solver, problem, e: (2.0 * e, "")))
     '''))
     (cli.root / "my_conf" / "solver").mkdir(parents=True)
     (cli.root / "my_conf" / "solver" / "half_step_iht.yaml").write_text(
@@ -65,6 +69,9 @@ def test_a_user_solver_outside_the_package_is_compared_with_the_baselines(cli):
     solvers = {"half_step_iht", "iht", "cosamp", "topk_iobs", "basis_pursuit"}
     assert set(frame["solver"]) == solvers
     assert set(frame["experiment"]) == {"compare_convergence", "compare_phase_transition", "compare_scaling"}
+    user_rows = frame[(frame["solver"] == "half_step_iht") & (frame["experiment"] == "compare_convergence")
+                      & (frame["iteration"] > 0)]
+    assert len(user_rows) and user_rows["bound"].notna().all() and (user_rows["bound_note"] == "").all()
     sweep = next(cli.outputs.glob("multirun/*/*/ranking.csv")).parent
     ranking = pd.read_csv(sweep / "ranking.csv")
     assert set(ranking["solver"]) == solvers and list(ranking["rank"]) == [1, 2, 3, 4, 5]
