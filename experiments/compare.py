@@ -18,6 +18,7 @@ from hydra.utils import get_method
 from omegaconf import DictConfig, OmegaConf
 
 from experiments.results import final_rows
+from problems import validation
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +42,7 @@ def part_config(cfg: DictConfig, part: str, seed: int | None = None) -> DictConf
 
 def _seeds(cfg: DictConfig) -> list[int]:
     count = cfg.experiment.parts.convergence.seeds
-    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
-        raise ValueError(f"experiment.parts.convergence.seeds={count!r} must be an integer >= 1")
+    validation.integer("experiment.parts.convergence.seeds", count, low=1)
     return [int(cfg.seed) + i for i in range(count)]
 
 

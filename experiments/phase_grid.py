@@ -18,6 +18,7 @@ from threadpoolctl import threadpool_limits
 
 from experiments.results import run_id, tidy_rows
 from experiments.runner import build, resolved
+from problems import validation
 
 SUCCESS_RULES = ("rel_error", "support")
 #: Columns that vary inside one phase diagram (never part of a configuration's group label).
@@ -88,11 +89,9 @@ def plan_cells(cfg: DictConfig) -> list[Cell]:
         raise ValueError(f"experiment=phase_transition needs a problem with m, d and k_star (a compressed-sensing "
                          f"problem such as cs_gaussian); problem lacks {', '.join(sorted(missing))}")
     d, trials, seed = problem["d"], cfg.experiment.trials, cfg.seed
-    for name, value in (("problem.d", d), ("experiment.trials", trials)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name}={value!r} must be an integer >= 1")
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"seed={seed!r} must be a non-negative integer")
+    validation.integer("problem.d", d, low=1)
+    validation.integer("experiment.trials", trials, low=1)
+    validation.seed(seed)
     needs_k = _needs_k(problem, solver, d)
     cells = []
     for delta in grid_points(cfg.experiment.deltas, "deltas"):

@@ -44,6 +44,7 @@ from experiments.runner import build, resolved, results_root
 from plots.robustness import heat_maps_figure, winner_map_figure
 from plots.style import save
 from solvers.base import REGISTRY, support_of
+from problems import validation
 
 log = logging.getLogger(__name__)
 
@@ -93,9 +94,8 @@ def plan_cells(cfg: DictConfig) -> list[Cell]:
         raise ValueError(f"experiment.rhos={rhos} must lie in [0, 1)")
     snrs = grid_values(experiment.snr_db, "snr_db")
     trials, seed = experiment.trials, cfg.seed
-    for name, value in (("experiment.trials", trials), ("seed", seed)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < (1 if name != "seed" else 0):
-            raise ValueError(f"{name}={value!r} must be an integer >= {1 if name != 'seed' else 0}")
+    validation.integer("experiment.trials", trials, low=1)
+    validation.seed(seed)
     solvers = solver_configs(cfg)
     cells = []
     for snr in snrs:

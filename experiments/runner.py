@@ -20,6 +20,7 @@ from experiments.results import ResultStore, run_id, tidy_rows
 from problems.base import Problem
 from solvers.base import Solver
 from solvers.bounds import BoundTracker
+from problems import validation
 
 log = logging.getLogger(__name__)
 
@@ -80,9 +81,7 @@ class RunSpec:
 
     @classmethod
     def from_config(cls, cfg: DictConfig) -> RunSpec:
-        seed = cfg.seed
-        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-            raise ValueError(f"seed={seed!r} must be a non-negative integer")
+        seed = validation.seed(cfg.seed)
         oracle = str(cfg.get("oracle", "auto"))
         if oracle not in ORACLE_MODES:
             raise ValueError(f"oracle={oracle!r} must be one of {', '.join(ORACLE_MODES)}")

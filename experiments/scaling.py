@@ -29,6 +29,7 @@ from experiments.runner import RunSpec, execute, prepare, resolved, results_root
 from experiments.summary import config_groups, format_table, summarise
 from plots.scaling import scaling_figure
 from plots.style import save
+from problems import validation
 
 log = logging.getLogger(__name__)
 
@@ -60,10 +61,8 @@ def plan_specs(cfg: DictConfig) -> list[RunSpec]:
         if not 0 < float(exp[name]) <= 1:
             raise ValueError(f"experiment.{name}={exp[name]} must lie in (0, 1]")
     repeats, seed = exp.repeats, cfg.seed
-    if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
-        raise ValueError(f"experiment.repeats={repeats!r} must be an integer >= 1")
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"seed={seed!r} must be a non-negative integer")
+    validation.integer("experiment.repeats", repeats, low=1)
+    validation.seed(seed)
     return [RunSpec(experiment=str(exp.name), problem=instance(problem, d, float(exp.m_ratio), float(exp.k_ratio)),
                     solver=solver, seed=seed + r)
             for d in dimensions(exp.dims) for r in range(repeats)]

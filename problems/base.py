@@ -15,6 +15,8 @@ import numpy as np
 import scipy.linalg
 import scipy.sparse.linalg
 
+from problems.validation import require
+
 
 def readonly(array: np.ndarray) -> np.ndarray:
     """Return a C-contiguous float64 copy of ``array`` that cannot be written to."""
@@ -23,10 +25,8 @@ def readonly(array: np.ndarray) -> np.ndarray:
     return out
 
 
-def check(condition: bool, message: str) -> None:
-    """Raise ``ValueError(message)`` unless ``condition``: the one-line validation used by generators."""
-    if not condition:
-        raise ValueError(message)
+#: ``check(condition, message)``: the one-line ``ValueError`` of `problems.validation` (one implementation).
+check = require
 
 
 def check_finite(name: str, array: np.ndarray) -> None:

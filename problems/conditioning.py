@@ -31,7 +31,7 @@ import scipy.special
 
 from problems.sparse_spectra import (EXACT, ESTIMATE, LOWER, MAX_SUPPORTS, N_SAMPLES, SAMPLED_LOWER,
                                      SAMPLED_UPPER, UPPER, SparseSpectrum, blas_controller, constant,
-                                     logistic_hessian_lipschitz_bound, mutual_coherence, positive_definite_cholesky,
+                                     mutual_coherence, positive_definite_cholesky,
                                      rip_entry, sparse_spectrum)
 
 if TYPE_CHECKING:  # annotations only: problems.base calls into this module (Problem.constants)

@@ -21,6 +21,7 @@ from problems.base import DataMatrixProblem, check, largest_eigenvalue_gram, rea
 from problems.conditioning import cached, sparse_spectrum_of, spectral_constants
 from problems.sparse_spectra import LOWER, UPPER, constant, logistic_hessian_lipschitz_bound
 from problems.sensing import MATRIX_ENSEMBLES, SIGNAL_ENSEMBLES, sensing_matrix, sparse_signal, validate_sizes
+from problems.validation import choice, integer, number, positive
 
 LABELS = ("soft", "bernoulli")
 
@@ -171,12 +172,12 @@ def make_logistic_regression(
     seed : int
         Seed of the ``np.random.Generator``.
     """
-    check(isinstance(n, (int, np.integer)) and n > 0, f"n={n} must be a positive integer")
-    check(isinstance(d, (int, np.integer)) and d > 0, f"d={d} must be a positive integer")
-    check(isinstance(k_star, (int, np.integer)) and 1 <= k_star <= d, f"k_star={k_star} must lie in [1, d={d}]")
-    check(np.isfinite(l2) and l2 >= 0, f"l2={l2} must be a finite number >= 0")
-    check(labels in LABELS, f"labels={labels!r} must be one of {', '.join(LABELS)}")
-    check(np.isfinite(scale) and scale > 0, f"scale={scale} must be a finite number > 0")
+    integer("n", n, low=1)
+    integer("d", d, low=1)
+    integer("k_star", k_star, low=1, high=d, what=f"d={d}")
+    number("l2", l2, low=0.0)
+    choice("labels", labels, LABELS)
+    positive("scale", scale)
     check(l2 > 0 or labels == "soft", "labels='bernoulli' needs l2 > 0 (separable data have no minimiser)")
     check(l2 > 0 or n >= d, f"l2=0 needs n >= d (got n={n}, d={d}) for a unique minimiser; set l2 > 0")
     _check_init_radius(init_radius)

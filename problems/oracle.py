@@ -44,8 +44,9 @@ from typing import Iterator
 import numpy as np
 import scipy.linalg
 
-from problems.base import Problem, check, readonly
+from problems.base import Problem, readonly
 from problems.conditioning import cached
+from problems.validation import integer
 
 log = logging.getLogger(__name__)
 
@@ -134,11 +135,9 @@ def best_subset(problem: Problem, k: int, max_subsets: int = MAX_SUBSETS, max_fi
     problems), a best local value otherwise. Beyond the limits see `_heuristic_least_squares` and
     `_heuristic_fits`.
     """
-    check(isinstance(k, (int, np.integer)) and not isinstance(k, bool) and k >= 1,
-          f"k={k!r} must be an integer >= 1")
-    check(isinstance(max_subsets, (int, np.integer)) and max_subsets >= 1,
-          f"max_subsets={max_subsets!r} must be an integer >= 1")
-    check(isinstance(max_fits, (int, np.integer)) and max_fits >= 1, f"max_fits={max_fits!r} must be an integer >= 1")
+    integer("k", k, low=1)
+    integer("max_subsets", max_subsets, low=1)
+    integer("max_fits", max_fits, low=1)
     key = ("best_subset", int(k), int(max_subsets), int(max_fits))
     return cached(problem, key, lambda: _best_subset(problem, min(int(k), problem.d), int(max_subsets), int(max_fits)))
 

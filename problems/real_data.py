@@ -21,8 +21,9 @@ from typing import NamedTuple
 
 import numpy as np
 
-from problems.base import LeastSquaresProblem, check
+from problems.base import LeastSquaresProblem
 from problems.nonquadratic import LogisticProblem
+from problems.validation import choice, flag, integer, require
 
 #: The diabetes feature sets: the 10 main effects, or the LARS paper's 64-column quadratic model.
 DIABETES_FEATURES = ("linear", "quadratic")
@@ -73,20 +74,11 @@ def _unit_norm(columns: np.ndarray) -> np.ndarray:
     return columns / np.linalg.norm(columns, axis=0)
 
 
-def _check_flag(name: str, value: object) -> None:
-    check(isinstance(value, (bool, np.bool_)), f"{name}={value!r} must be true or false")
-
-
-def _check_budget(k_star: object, d: int) -> None:
-    check(isinstance(k_star, (int, np.integer)) and not isinstance(k_star, bool) and 1 <= k_star <= d,
-          f"k_star={k_star!r} must be an integer in [1, d={d}] (the sparsity budget)")
-
-
 def _check_l2(l2: object) -> None:
     # Without the ridge the minimiser need not exist: class 0 of the wine data, for one, is linearly separable.
-    check(isinstance(l2, (int, float, np.integer, np.floating)) and not isinstance(l2, bool)
-          and bool(np.isfinite(l2)) and l2 > 0,
-          f"l2={l2!r} must be a finite number > 0 (separable classes have no unregularised minimiser)")
+    require(not isinstance(l2, (bool, np.bool_)) and isinstance(l2, (int, float, np.integer, np.floating))
+            and bool(np.isfinite(l2)) and l2 > 0,
+            f"l2={l2!r} must be a finite number > 0 (separable classes have no unregularised minimiser)")
 
 
 def diabetes_design(features: str = "linear", standardize: bool = True) -> Design:
@@ -103,8 +95,8 @@ def diabetes_design(features: str = "linear", standardize: bool = True) -> Desig
     scikit-learn's ``scaled=True`` for the main effects). ``standardize=False``: scikit-learn's raw values
     (``scaled=False``), centred only, so the columns keep their units.
     """
-    check(features in DIABETES_FEATURES, f"features={features!r} must be one of {', '.join(DIABETES_FEATURES)}")
-    _check_flag("standardize", standardize)
+    choice("features", features, DIABETES_FEATURES)
+    flag("standardize", standardize)
     raw, target, names = _bundled("diabetes")
     main = _centre(raw)
     if standardize:
@@ -123,7 +115,7 @@ def diabetes_design(features: str = "linear", standardize: bool = True) -> Desig
 
 def _classification_design(dataset: str, positive: int, standardize: bool) -> Design:
     """Features (standardised to zero mean and unit variance when asked) and 0/1 labels (1 = class ``positive``)."""
-    _check_flag("standardize", standardize)
+    flag("standardize", standardize)
     raw, target, names = _bundled(dataset)
     A = raw
     if standardize:  # population standard deviation (ddof = 0), like sklearn's StandardScaler
@@ -168,8 +160,9 @@ def make_diabetes(
     seed : int
         Unused: the data are fixed. Kept so every problem takes the same arguments.
     """
-    check(features in DIABETES_FEATURES, f"features={features!r} must be one of {', '.join(DIABETES_FEATURES)}")
-    _check_budget(k_star, 64 if features == "quadratic" else 10)
+    choice("features", features, DIABETES_FEATURES)
+    columns = 64 if features == "quadratic" else 10
+    integer("k_star", k_star, low=1, high=columns, what=f"d={columns} (the sparsity budget)")
     design = diabetes_design(features, standardize)
     n, d = design.A.shape
     params = dict(n=n, d=d, k_star=k_star, features=features, standardize=bool(standardize))
@@ -209,7 +202,7 @@ def make_breast_cancer(
     seed : int
         Unused: the data are fixed. Kept so every problem takes the same arguments.
     """
-    _check_budget(k_star, 30)
+    integer("k_star", k_star, low=1, high=30, what="d=30 (the sparsity budget)")
     _check_l2(l2)
     return _logistic(breast_cancer_design(standardize), k_star, l2, standardize, seed, name)
 
@@ -238,6 +231,6 @@ def make_wine(
     seed : int
         Unused: the data are fixed. Kept so every problem takes the same arguments.
     """
-    _check_budget(k_star, 13)
+    integer("k_star", k_star, low=1, high=13, what="d=13 (the sparsity budget)")
     _check_l2(l2)
     return _logistic(wine_design(standardize), k_star, l2, standardize, seed, name)

@@ -9,6 +9,7 @@ import numpy as np
 
 from problems.base import LeastSquaresProblem, check
 from problems.sensing import SIGNAL_ENSEMBLES, noise_level, sparse_signal
+from problems.validation import choice, integer, number, positive
 
 
 def orthonormal_columns(n: int, d: int, rng: np.random.Generator) -> np.ndarray:
@@ -68,13 +69,13 @@ def make_least_squares(
     signal, snr_db, noise_std, seed
         As in `problems.sensing.make_compressed_sensing`.
     """
-    check(isinstance(d, (int, np.integer)) and d > 0, f"d={d} must be a positive integer")
+    integer("d", d, low=1)
     check(isinstance(n, (int, np.integer)) and n >= d, f"n={n} must be an integer >= d={d} (overdetermined regression)")
-    check(isinstance(k_star, (int, np.integer)) and 1 <= k_star <= d, f"k_star={k_star} must lie in [1, d={d}]")
-    check(np.isfinite(kappa) and kappa >= 1.0, f"kappa={kappa} must be a finite number >= 1")
-    check(spectrum in SPECTRA, f"spectrum={spectrum!r} must be one of {', '.join(SPECTRA)}")
-    check(signal in SIGNAL_ENSEMBLES, f"signal={signal!r} is not a known ensemble; choose one of {', '.join(SIGNAL_ENSEMBLES)}")
-    check(noise_std >= 0, f"noise_std={noise_std} must be >= 0")
+    integer("k_star", k_star, low=1, high=d, what=f"d={d}")
+    number("kappa", kappa, low=1.0)
+    choice("spectrum", spectrum, SPECTRA)
+    choice("signal", signal, SIGNAL_ENSEMBLES)
+    number("noise_std", noise_std, low=0.0)
     rng = np.random.default_rng(seed)
     eigenvalues = prescribed_spectrum(d, kappa, spectrum)
     X = design_with_spectrum(n, d, eigenvalues, rng)
@@ -114,10 +115,10 @@ def make_paper_gaussian_prior(
     init : {"uniform", "zeros"}
         Starting point: PyTorch's ``nn.Linear`` default U(−1/√d, 1/√d) used by the paper's code, or zeros.
     """
-    check(isinstance(d, (int, np.integer)) and d > 0, f"d={d} must be a positive integer")
-    check(isinstance(n, (int, np.integer)) and n > 0, f"n={n} must be a positive integer")
-    check(isinstance(k_star, (int, np.integer)) and 1 <= k_star <= min(n, d), f"k_star={k_star} must lie in [1, min(n, d)={min(n, d)}]")
-    check(init in ("uniform", "zeros"), f"init={init!r} must be 'uniform' or 'zeros'")
+    integer("d", d, low=1)
+    integer("n", n, low=1)
+    integer("k_star", k_star, low=1, high=min(n, d), what=f"min(n, d)={min(n, d)}")
+    choice("init", init, ("uniform", "zeros"))
     rng = np.random.default_rng(seed)
     x_star = rng.standard_normal(d)
     x_star[rng.choice(d, size=d - k_star, replace=False)] = 0.0
@@ -162,9 +163,9 @@ def make_digit_prior(
     random MNIST training images (d = 784, n = 1568); no MNIST copy ships inside a registry package, so we
     upscale scikit-learn's 8×8 digits to 28×28 (see `digit_images`) — the README and figure caption say so.
     """
-    check(isinstance(side, (int, np.integer)) and 16 <= side <= 64, f"side={side} must be an integer in [16, 64]")
-    check(n_factor > 0, f"n_factor={n_factor} must be > 0")
-    check(init in ("uniform", "zeros"), f"init={init!r} must be 'uniform' or 'zeros'")
+    integer("side", side, low=16, high=64)
+    positive("n_factor", n_factor)
+    choice("init", init, ("uniform", "zeros"))
     rng = np.random.default_rng(seed)
     images = digit_images(side)
     index = int(rng.integers(len(images)))

@@ -10,6 +10,7 @@ import numpy as np
 import scipy.fft
 
 from problems.base import LeastSquaresProblem, check
+from problems.validation import choice, integer, number
 
 MATRIX_ENSEMBLES = ("gaussian", "rademacher", "dct", "toeplitz")
 SIGNAL_ENSEMBLES = ("gaussian", "constant", "uniform")
@@ -80,9 +81,9 @@ def noise_level(clean: np.ndarray, snr_db: float | None, noise_std: float) -> fl
 
 def validate_sizes(m: int, d: int, k_star: int) -> None:
     """The one-line checks shared by the sensing generators."""
-    check(isinstance(m, (int, np.integer)) and m > 0, f"m={m} must be a positive integer")
-    check(isinstance(d, (int, np.integer)) and d > 0, f"d={d} must be a positive integer")
-    check(isinstance(k_star, (int, np.integer)) and 1 <= k_star <= d, f"k_star={k_star} must lie in [1, d={d}]")
+    integer("m", m, low=1)
+    integer("d", d, low=1)
+    integer("k_star", k_star, low=1, high=d, what=f"d={d}")
     check(k_star <= m, f"k_star={k_star} exceeds m={m}: a k*-sparse signal cannot be recovered from fewer measurements")
 
 
@@ -126,11 +127,11 @@ def make_compressed_sensing(
         With f(x) = ½‖Ax − y‖².
     """
     validate_sizes(m, d, k_star)
-    check(matrix in MATRIX_ENSEMBLES, f"matrix={matrix!r} is not a known ensemble; choose one of {', '.join(MATRIX_ENSEMBLES)}")
-    check(signal in SIGNAL_ENSEMBLES, f"signal={signal!r} is not a known ensemble; choose one of {', '.join(SIGNAL_ENSEMBLES)}")
-    check(-1.0 < rho < 1.0, f"rho={rho} must lie in (-1, 1)")
-    check(noise_std >= 0, f"noise_std={noise_std} must be >= 0")
-    check(snr_db is None or np.isfinite(snr_db), f"snr_db={snr_db} must be a finite number of dB or null")
+    choice("matrix", matrix, MATRIX_ENSEMBLES)
+    choice("signal", signal, SIGNAL_ENSEMBLES)
+    number("rho", rho, low=-1.0, high=1.0, strict_low=True, strict_high=True)
+    number("noise_std", noise_std, low=0.0)
+    number("snr_db", snr_db, allow_none=True)
     rng = np.random.default_rng(seed)
     A = sensing_matrix(m, d, matrix, rng, rho=rho)
     if normalize_columns:

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from problems.base import Problem
+from problems.validation import integer, positive
 from solvers._kernels import robust_norm
 
 log = logging.getLogger(__name__)
@@ -188,9 +189,7 @@ class Solver:
         """The budget k for this problem: the ``k`` parameter, or k* of the problem when it is None."""
         k = getattr(self, "k", None)
         k = problem.k_star if k is None else k
-        if not isinstance(k, (int, np.integer)) or not 1 <= k <= problem.d:
-            raise SolverConfigError(f"k={k} must be an integer in [1, d={problem.d}]")
-        return int(k)
+        return integer("k", k, low=1, high=problem.d, what=f"d={problem.d}", error=SolverConfigError)
 
     def run(self, problem: Problem, callbacks: Iterable[Callback] = ()) -> Result:
         raise NotImplementedError
@@ -198,13 +197,6 @@ class Solver:
     def __repr__(self) -> str:
         params = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
         return f"{type(self).__name__}({params})"
-
-
-def _positive(name: str, value: Any, allow_none: bool = False) -> None:
-    if value is None and allow_none:
-        return
-    if not isinstance(value, (int, float, np.integer, np.floating)) or not value > 0 or not np.isfinite(value):
-        raise SolverConfigError(f"{name}={value} must be a finite number > 0")
 
 
 def _finish(problem: Problem, trace: Trace, x: np.ndarray | None, status: str, message: str,
@@ -316,11 +308,10 @@ class IterativeSolver(Solver):
 
     def validate(self, problem: Problem) -> None:
         super().validate(problem)
-        if not isinstance(self.max_iter, (int, np.integer)) or self.max_iter < 1:
-            raise SolverConfigError(f"max_iter={self.max_iter} must be an integer >= 1")
-        _positive("tol", self.tol)
-        _positive("time_budget", self.time_budget, allow_none=True)
-        _positive("divergence_factor", self.divergence_factor)
+        integer("max_iter", self.max_iter, low=1, error=SolverConfigError)
+        positive("tol", self.tol, error=SolverConfigError)
+        positive("time_budget", self.time_budget, allow_none=True, error=SolverConfigError)
+        positive("divergence_factor", self.divergence_factor, error=SolverConfigError)
         if self.needs_k:
             self.k_ = self.sparsity(problem)
 
@@ -419,7 +410,7 @@ class DirectSolver(Solver):
 
     def validate(self, problem: Problem) -> None:
         super().validate(problem)
-        _positive("time_budget", self.time_budget, allow_none=True)
+        positive("time_budget", self.time_budget, allow_none=True, error=SolverConfigError)
 
     def run(self, problem: Problem, callbacks: Iterable[Callback] = ()) -> Result:
         self.validate(problem)

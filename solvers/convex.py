@@ -18,7 +18,8 @@ import scipy.optimize
 
 from problems.base import Problem
 from solvers._kernels import max_column_norm, robust_norm
-from solvers.base import DirectSolver, SolverConfigError, _positive
+from problems.validation import positive
+from solvers.base import DirectSolver, SolverConfigError
 
 log = logging.getLogger(__name__)
 
@@ -189,8 +190,8 @@ class Lasso(DirectSolver):
 
     def validate(self, problem: Problem) -> None:
         super().validate(problem)
-        _positive("lam", self.lam, allow_none=True)
-        _positive("lam_ratio", self.lam_ratio)
+        positive("lam", self.lam, allow_none=True, error=SolverConfigError)
+        positive("lam_ratio", self.lam_ratio, error=SolverConfigError)
         if self.method not in ("lars", "cvxpy"):
             raise SolverConfigError(f"method={self.method!r} must be one of lars, cvxpy")
 

@@ -10,7 +10,8 @@ import numpy as np
 from problems.base import Problem
 from solvers._kernels import (gradient_at, hard_threshold, least_squares_on_support, minibatch_rows, sparse_product,
                               top_k_indices)
-from solvers.base import IterativeSolver, SolverConfigError, State, _positive
+from problems.validation import positive
+from solvers.base import IterativeSolver, SolverConfigError, State
 
 log = logging.getLogger(__name__)
 
@@ -39,8 +40,8 @@ class FixedStepSolver(IterativeSolver):
 
     def validate(self, problem: Problem) -> None:
         super().validate(problem)
-        _positive("step_size", self.step_size, allow_none=True)
-        _positive("step_scale", self.step_scale)
+        positive("step_size", self.step_size, allow_none=True, error=SolverConfigError)
+        positive("step_scale", self.step_scale, error=SolverConfigError)
 
     def fixed_step(self, problem: Problem) -> float:
         """The step η used on ``problem``: ``step_size``, else ``step_scale``/L (also read by `solvers.bounds`)."""

@@ -24,7 +24,8 @@ import scipy.linalg
 from problems.base import Problem
 from problems.conditioning import structurally_singular
 from solvers._kernels import cholesky_factor, gradient_at, hard_threshold, quadratic_model_on_support, top_k_indices
-from solvers.base import IterativeSolver, SolverConfigError, State, _positive
+from problems.validation import positive
+from solvers.base import IterativeSolver, SolverConfigError, State
 from solvers.hard_thresholding import minibatch_generator, minibatch_gradient, minibatch_size
 
 REFERENCE = "Wu, Modoranu, Safaryan, Kuznedelev & Alistarh 2024, The Iterative Optimal Brain Surgeon"
@@ -152,7 +153,7 @@ class TopkIOBS(_SecondOrderSolver):
 
     def validate(self, problem: Problem) -> None:
         super().validate(problem)
-        _positive("newton_step", self.newton_step)
+        positive("newton_step", self.newton_step, error=SolverConfigError)
 
     def step(self, problem: Problem, state: State) -> State:
         theta_plus, _ = self.newton_point(problem, state, self.newton_step)
@@ -360,7 +361,7 @@ class StochasticIOBS(IterativeSolver):
     def validate(self, problem: Problem) -> None:
         super().validate(problem)
         self.batch_size_ = minibatch_size(problem, self.batch_size, self.seed)
-        _positive("lam", self.lam, allow_none=True)
+        positive("lam", self.lam, allow_none=True, error=SolverConfigError)
 
     def init(self, problem: Problem) -> State:
         state = super().init(problem)

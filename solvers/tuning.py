@@ -32,7 +32,8 @@ import numpy as np
 
 from problems.base import Problem
 from solvers import convex, hard_thresholding, iobs  # noqa: F401  (the preset base solvers must be registered)
-from solvers.base import REGISTRY, Callback, Result, Solver, SolverConfigError, State, _positive
+from problems.validation import positive
+from solvers.base import REGISTRY, Callback, Result, Solver, SolverConfigError, State
 
 log = logging.getLogger(__name__)
 
@@ -198,7 +199,7 @@ class Tuned(Solver):
         """One base solver per grid point, in grid order: fixed parameters, the point, and the per-run share of
         the time budget."""
         base, fixed, points = self.base_class(), self.fixed_params(), self.grid_points()
-        _positive("time_budget", self.time_budget, allow_none=True)
+        positive("time_budget", self.time_budget, allow_none=True, error=SolverConfigError)
         budget: dict[str, Any] = {}
         if "time_budget" in base.param_names():
             budget["time_budget"] = None if self.time_budget is None else self.time_budget / len(points)
