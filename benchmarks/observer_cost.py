@@ -1,6 +1,6 @@
 """Theory as an observer: what a phase-diagram cell saves by running its solves without the bound tracker.
 
-Phase-diagram cells keep only each trial's final row, so they run the solvers bare (`experiments.phase_grid`);
+Phase-diagram cells keep only each trial's final row, so they run the solvers bare (`experiments.kinds.phase_grid`);
 runs stored by the runner attach `solvers.bounds.BoundTracker`, which evaluates every solver's theorems at every
 iteration. Before the redesign the loop itself called the theory, so every cell paid it. Measured: 60
 compressed-sensing instances (m = 100, d = 200, k* = 5 and 10, 30 seeds) × IHT and CoSaMP, the whole batch bare

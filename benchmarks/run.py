@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import shlex
 import sys
 import tempfile
@@ -72,6 +73,7 @@ def run_group(name: str, settings: Settings) -> tuple[list[Row], bool]:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the selected groups, write the CSV and markdown tables, print the table; 0 unless a group crashed."""
     args = parse_args(argv)
+    os.environ.setdefault("MPLBACKEND", "Agg")  # the scaling figure is a file
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", stream=sys.stderr)
     tic = time.perf_counter()
     out = args.out or (Path(tempfile.mkdtemp(prefix="obsbench-bench-smoke-")) if args.smoke else RESULTS)

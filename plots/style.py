@@ -8,10 +8,8 @@ from pathlib import Path
 from typing import Iterator
 
 import matplotlib
-
-matplotlib.use("Agg")  # figures are files; never open a window (headless machines, workers)
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
+import matplotlib.pyplot as plt
+from matplotlib.figure import Figure
 
 RC = {
     "figure.dpi": 110,

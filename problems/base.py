@@ -7,9 +7,8 @@ the error of every iterate.
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Mapping
+from typing import Any, Callable, ClassVar, Hashable, Mapping
 
 import numpy as np
 import scipy.linalg
@@ -113,10 +112,21 @@ class Problem:
         """Whether ``x_star`` is known (user data may come without it; it is then all NaN)."""
         return bool(np.all(np.isfinite(self.x_star)))
 
-    @functools.cached_property
+    def derived(self, key: Hashable, compute: Callable[[], Any]) -> Any:
+        """``compute()`` once per key for this instance: the project's one cache of derived constants (L, μ,
+        restricted constants, the oracle, ...; `problems.conditioning.cached` reads and writes it). Kept in the
+        instance's own ``__dict__`` — the instance is immutable, so a derived value never goes stale, and it
+        dies with the instance."""
+        store = self.__dict__.setdefault("_derived", {})
+        if key not in store:
+            store[key] = compute()
+        return store[key]
+
+    @property
     def true_support(self) -> np.ndarray:
         """Sorted indices of the nonzeros of ``x_star`` (empty when the truth is unknown)."""
-        return np.flatnonzero(self.x_star) if self.has_truth else np.array([], dtype=int)
+        return self.derived("true_support", lambda: np.flatnonzero(self.x_star) if self.has_truth
+                            else np.array([], dtype=int))
 
     def objective(self, x: np.ndarray) -> float:
         """f(x)."""
@@ -136,9 +146,8 @@ class Problem:
 
     def smoothness(self) -> float:
         """L, the largest Hessian eigenvalue used for the default 1/L step sizes (computed once, cached)."""
-        return self._smoothness
+        return self.derived("smoothness", self._smoothness)
 
-    @functools.cached_property
     def _smoothness(self) -> float:
         # Generic problems: λ_max of the Hessian at x0; quadratics override with the exact constant.
         return float(scipy.linalg.eigvalsh(self.hessian(self.x0), subset_by_index=[self.d - 1, self.d - 1])[0])
@@ -215,10 +224,10 @@ class LeastSquaresProblem(DataMatrixProblem):
     def gradient(self, x: np.ndarray) -> np.ndarray:
         return self.A.T @ self.residual(x)
 
-    @functools.cached_property
+    @property
     def gram(self) -> np.ndarray:
-        """AᵀA, the constant Hessian (read-only)."""
-        return readonly(self.A.T @ self.A)
+        """AᵀA, the constant Hessian (read-only, computed once)."""
+        return self.derived("gram", lambda: readonly(self.A.T @ self.A))
 
     def hessian(self, x: np.ndarray) -> np.ndarray:
         return self.gram
@@ -226,7 +235,6 @@ class LeastSquaresProblem(DataMatrixProblem):
     def hvp(self, x: np.ndarray, v: np.ndarray) -> np.ndarray:
         return self.A.T @ (self.A @ v)
 
-    @functools.cached_property
     def _smoothness(self) -> float:
         # L = λ_max(AᵀA), exact.
         return largest_eigenvalue_gram(self.A)

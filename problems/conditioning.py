@@ -23,7 +23,6 @@ from __future__ import annotations
 import logging
 import math
 from typing import TYPE_CHECKING, Any, Callable, Hashable
-from weakref import WeakKeyDictionary
 
 import numpy as np
 import scipy.linalg
@@ -42,15 +41,10 @@ log = logging.getLogger(__name__)
 #: Random sparse pairs used by `sampled_hessian_lipschitz` inside `instance_constants`.
 N_PAIRS = 16
 
-_CACHE: "WeakKeyDictionary[Problem, dict[Hashable, Any]]" = WeakKeyDictionary()
-
-
 def cached(problem: Problem, key: Hashable, compute: Callable[[], Any]) -> Any:
-    """``compute()`` once per (problem, key); the cache entry dies with the problem."""
-    store = _CACHE.setdefault(problem, {})
-    if key not in store:
-        store[key] = compute()
-    return store[key]
+    """``compute()`` once per (problem, key), in the problem's own store (`Problem.derived`): the entry dies
+    with the problem."""
+    return problem.derived(key, compute)
 
 
 def default_rng(problem: Problem, *salt: int) -> np.random.Generator:

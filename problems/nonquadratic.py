@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -92,7 +91,6 @@ class LogisticProblem(DataMatrixProblem):
         A_B = self.A[rows]
         return A_B.T @ (scipy.special.expit(A_B @ x) - self.y[rows]) / len(rows) + self.l2 * x
 
-    @functools.cached_property
     def _smoothness(self) -> float:
         # σ' ≤ 1/4 gives the global bound λ_max(AᵀA)/(4n) + l2.
         return largest_eigenvalue_gram(self.A) / (4.0 * self.n_samples) + self.l2
@@ -232,10 +230,10 @@ class PolynomialSensingProblem(DataMatrixProblem):
     def gradient(self, x: np.ndarray) -> np.ndarray:
         return self.A.T @ (self.A @ x - self.y) + self._penalty_derivatives(x)[1]
 
-    @functools.cached_property
+    @property
     def gram(self) -> np.ndarray:
-        """AᵀA (read-only)."""
-        return readonly(self.A.T @ self.A)
+        """AᵀA (read-only, computed once)."""
+        return self.derived("gram", lambda: readonly(self.A.T @ self.A))
 
     def hessian(self, x: np.ndarray) -> np.ndarray:
         return self.gram + np.diag(self._penalty_derivatives(x)[2])

@@ -610,7 +610,7 @@ class BoundTracker:
     """A run callback that fills each row's ``bound`` / ``bound_note`` with `bound_for` (the bound on this
     row's error from the previous row's), outside the solver's clock.
 
-    The runner attaches it (`experiments.runner.execute`); a solver never calls the theory, and a bare
+    The runner attaches it (`experiments.execution.runner.execute`); a solver never calls the theory, and a bare
     ``solver.run(problem)`` — or a grid that keeps only final rows, such as a phase diagram — skips it (and
     the import of this module). Rows of a direct solver (one final row, no starting row) are left as they are.
     """

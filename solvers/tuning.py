@@ -121,7 +121,7 @@ class Tuned(Solver):
 
     ``needs_k``, ``requires``, ``recovery_tol``, ``invariances`` and ``references`` are the base solver's, and
     ``skip`` delegates to it. `get_params` (the ``s_<param>`` columns) gives ``solver``, ``grid``, ``params`` and
-    ``time_budget``; the result store writes the mappings as JSON strings (`experiments.results.tidy_rows`).
+    ``time_budget``; the result store writes the mappings as JSON strings (`experiments.store.results.tidy_rows`).
     """
 
     def __init__(self, *, solver: str, grid: Mapping[str, Sequence[Any]], params: Mapping[str, Any] | None = None,

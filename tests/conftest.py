@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+os.environ.setdefault("MPLBACKEND", "Agg")  # in-process figure tests: files only, whatever the machine has
+
 import solvers  # noqa: F401  (fills the registry)
 from problems import make_compressed_sensing, make_least_squares
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from experiments.results import load
+from experiments.store.results import load
 
 
 def test_default_run_writes_results_figure_and_summary(cli):

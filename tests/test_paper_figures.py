@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from experiments.paper import label_variants, step_parameters
-from experiments.results import final_rows, load
+from experiments.kinds.paper import label_variants, step_parameters
+from experiments.store.results import final_rows, load
 
 
 def test_step_conventions():

@@ -11,12 +11,12 @@ import pytest
 from hydra import compose, initialize_config_module
 from scipy.special import expit
 
-from experiments.donoho_tanner import (l1_statistical_dimension, weak_threshold, weak_threshold_curve,
+from experiments.analysis.donoho_tanner import (l1_statistical_dimension, weak_threshold, weak_threshold_curve,
                                        weak_threshold_state_evolution)
-from experiments.phase_grid import Rule, grid_points, plan_cells, solve_cell, trial_seed
-from experiments.phase_transition import run
-from experiments.results import load
-from experiments.transition_fit import fit_transition
+from experiments.kinds.phase_grid import Rule, grid_points, plan_cells, solve_cell, trial_seed
+from experiments.kinds.phase_transition import run
+from experiments.store.results import load
+from experiments.analysis.transition_fit import fit_transition
 
 TINY = ("experiment=phase_transition", "problem.d=30", "experiment.deltas=[0.5,0.9]", "experiment.rhos=3",
         "experiment.trials=3", "experiment.n_jobs=1", "experiment.progress=false")

@@ -7,7 +7,7 @@ import pytest
 
 pytest.importorskip("torch")
 
-from experiments.results import load  # noqa: E402
+from experiments.store.results import load  # noqa: E402
 
 
 def test_prune_vit_through_the_app_stores_rows_and_draws_the_figures(cli):
@@ -34,7 +34,7 @@ def test_invalid_pruning_settings_are_one_line_errors(cli):
 
 def test_the_app_and_the_pruning_package_know_the_same_methods():
     pytest.importorskip("torch")
-    from experiments.pruning import METHODS
+    from experiments.kinds.pruning import METHODS
     from pruning.experiments import METHODS as PACKAGE_METHODS
 
     assert METHODS == PACKAGE_METHODS

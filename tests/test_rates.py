@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from experiments.rates import aggregate_rates, confidence_interval, convergence_order, fit_rates, linear_rate
+from experiments.analysis.rates import aggregate_rates, confidence_interval, convergence_order, fit_rates, linear_rate
 
 
 def quadratic_sequence(e0: float, c: float, n: int) -> np.ndarray:

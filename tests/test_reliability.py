@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from experiments.results import load
+from experiments.store.results import load
 from problems.user_data import make_from_file
 
 REPO = Path(__file__).resolve().parents[1]

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from experiments.results import IDENTITY_COLUMNS, PROVENANCE_COLUMNS, TRACE_COLUMNS, ResultStore, load, run_id, tidy_rows
-from experiments.runner import RunSpec, execute
+from experiments.store.results import IDENTITY_COLUMNS, PROVENANCE_COLUMNS, TRACE_COLUMNS, ResultStore, load, run_id, tidy_rows
+from experiments.execution.runner import RunSpec, execute
 from solvers.base import make_solver
 
 
@@ -99,7 +99,7 @@ def test_stale_temporary_files_are_removed_and_fresh_ones_kept(tmp_path):
 
 
 def pruning_frame(run: str) -> pd.DataFrame:
-    """Rows shaped like a stored pruning run (`experiments.pruning`): no torch needed to test the store."""
+    """Rows shaped like a stored pruning run (`experiments.kinds.pruning`): no torch needed to test the store."""
     rows = [dict(model="vit", method=method, sparsity=0.5, iterations=1, split="heldout", metric="accuracy",
                  value=value, layer="") for method, value in (("magnitude", 0.9), ("sparsegpt", 0.95))]
     rows.append(dict(model="vit", method="sparsegpt", sparsity=0.5, iterations=1, split="heldout",
@@ -108,8 +108,8 @@ def pruning_frame(run: str) -> pd.DataFrame:
 
 
 def test_collect_handles_a_pruning_only_root_and_a_mixed_root(tmp_path):
-    from experiments.collect import collect
-    from experiments.results import ResultStore, final_rows, split_tables, tidy_rows
+    from experiments.store.collect import collect
+    from experiments.store.results import ResultStore, final_rows, split_tables, tidy_rows
     from problems import make_compressed_sensing
     from solvers import make_solver
 

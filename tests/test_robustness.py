@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from experiments.results import load
-from experiments.robustness import support_f1, winners
+from experiments.store.results import load
+from experiments.kinds.robustness import support_f1, winners
 
 
 def test_support_f1_counts_hits_against_both_sizes():

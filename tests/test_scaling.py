@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from experiments.results import load
-from experiments.scaling import dimensions, fit_exponent, timings
+from experiments.store.results import load
+from experiments.kinds.scaling import dimensions, fit_exponent, timings
 
 
 def test_fit_exponent_recovers_a_power_law():

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from omegaconf import OmegaConf
 
-from experiments.results import TRACE_COLUMNS
-from experiments.runner import build
+from experiments.store.results import TRACE_COLUMNS
+from experiments.execution.runner import build
 from solvers.base import REGISTRY, STATUSES, Solver, SolverConfigError
 
 from .conftest import CONF

@@ -6,8 +6,8 @@ import textwrap
 
 import pandas as pd
 
-from experiments.collect import collect, markdown_table
-from experiments.results import load
+from experiments.store.collect import collect, markdown_table
+from experiments.store.results import load
 
 
 def test_submitit_local_launcher_runs_the_sweep(cli):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from experiments.results import load
+from experiments.store.results import load
 
 
 def test_constants_prints_labelled_constants_and_why_theorems_do_not_apply(cli):

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from omegaconf import OmegaConf
 
-from experiments.results import tidy_rows
+from experiments.store.results import tidy_rows
 from problems import make_compressed_sensing
 from solvers.base import REGISTRY, SolverConfigError, make_solver
 from solvers.tuning import FAILED_STATUSES, Tuned, TunedPreset, best_run

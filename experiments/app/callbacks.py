@@ -13,11 +13,10 @@ from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.experimental.callback import Callback
-from hydra.utils import get_method
 from omegaconf import DictConfig
 
-from experiments.results import ResultStore, load
-from experiments.runner import results_root
+from experiments.store.results import ResultStore, load
+from experiments.execution.runner import results_root
 
 log = logging.getLogger(__name__)
 
@@ -46,14 +45,13 @@ def write_report(cfg: DictConfig, run_ids: list[str], out_dir: Path) -> list[Pat
     if frame.empty:
         log.warning("no results to report")
         return []
-    paths = get_method(cfg.experiment.report)(frame, out_dir, cfg)
+    from experiments.kinds import kind_of  # the kinds import plots and solvers: only when a report is due
+
+    paths = kind_of(cfg).report(frame, out_dir, cfg)
     log.info("results: %s (%d runs)", results_root(cfg), frame["run_id"].nunique())
     for path in paths:
         log.info("figure: %s", path)
     return paths
-
-
-DEFAULT_VALIDATOR = "experiments.runner.validate"
 
 
 def sweep_points(config: DictConfig) -> list[list[str]]:
@@ -67,7 +65,7 @@ def sweep_points(config: DictConfig) -> list[list[str]]:
 
 class ValidateSweep(Callback):
     """Before any job of a multirun starts, compose every sweep point and run its experiment's validator
-    (``experiment.validate``, default `experiments.runner.validate`): one invalid point stops the sweep
+    (the kind's ``validate``, `experiments.kinds.KINDS`): one invalid point stops the sweep
     with a one-line message naming it, and nothing runs."""
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
@@ -84,7 +82,9 @@ class ValidateSweep(Callback):
             cfg = compose(config_name=config.hydra.job.config_name,
                           overrides=list(config.hydra.overrides.hydra) + job)
             try:
-                get_method(cfg.experiment.get("validate") or DEFAULT_VALIDATOR)(cfg, checked)
+                from experiments.kinds import kind_of
+
+                kind_of(cfg).validate(cfg, checked)
             except ValueError as exc:
                 sys.stderr.write(f"sweep point [{' '.join(job)}]: {exc}\n")
                 raise SystemExit(2) from None

@@ -2,7 +2,7 @@
 fitted exponent of each solver.
 
 One Hydra job runs one solver on instances of growing d (m = m_ratio·d, k* = k_ratio·d) for ``repeats`` seeds,
-one stored run per (solver, d, seed) through `experiments.runner.execute` (so a rerun skips stored runs and
+one stored run per (solver, d, seed) through `experiments.execution.runner.execute` (so a rerun skips stored runs and
 keeps their timings). Runs inside a job are sequential, so they do not compete for cores; do not combine
 this experiment with a parallel launcher if the timings matter.
 
@@ -24,9 +24,9 @@ import numpy as np
 import pandas as pd
 from omegaconf import DictConfig, ListConfig
 
-from experiments.results import ResultStore, final_rows
-from experiments.runner import RunSpec, execute, prepare, resolved, results_root
-from experiments.summary import config_groups, format_table, summarise
+from experiments.store.results import ResultStore, final_rows
+from experiments.execution.runner import RunSpec, execute, prepare, resolved, results_root
+from experiments.store.summary import config_groups, format_table, summarise
 from plots.scaling import scaling_figure
 from plots.style import save
 from problems import validation

@@ -22,12 +22,12 @@ from joblib import Parallel, delayed
 from omegaconf import DictConfig
 from tqdm.auto import tqdm
 
-from experiments.donoho_tanner import weak_threshold_curve
-from experiments.phase_grid import CELL_COLUMNS, Rule, plan_cells, solve_cell
-from experiments.results import ResultStore, load
-from experiments.runner import resolved, results_root
-from experiments.summary import config_groups
-from experiments.transition_fit import transition_curves
+from experiments.analysis.donoho_tanner import weak_threshold_curve
+from experiments.kinds.phase_grid import CELL_COLUMNS, Rule, plan_cells, solve_cell
+from experiments.store.results import ResultStore, load
+from experiments.execution.runner import resolved, results_root
+from experiments.store.summary import config_groups
+from experiments.analysis.transition_fit import transition_curves
 from plots.phase import phase_diagram_figure, transition_comparison_figure
 from plots.style import save
 

@@ -14,9 +14,9 @@ import pandas as pd
 from hydra.utils import get_method
 from omegaconf import DictConfig, OmegaConf
 
-from experiments.guard import hard_deadline, run_with_deadline
-from experiments.reference import ORACLE_MODES, reference_for
-from experiments.results import ResultStore, run_id, tidy_rows
+from experiments.execution.guard import hard_deadline, run_with_deadline
+from experiments.store.reference import ORACLE_MODES, reference_for
+from experiments.store.results import ResultStore, run_id, tidy_rows
 from problems.base import Problem
 from solvers.base import Solver
 from solvers.bounds import BoundTracker
@@ -72,7 +72,7 @@ class RunSpec:
     problem: dict[str, Any]
     solver: dict[str, Any]
     seed: int
-    #: Which runs get an ``objective_gap`` reference (`experiments.reference.ORACLE_MODES`); not part of the id.
+    #: Which runs get an ``objective_gap`` reference (`experiments.store.reference.ORACLE_MODES`); not part of the id.
     oracle: str = "auto"
 
     @property

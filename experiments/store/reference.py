@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-from experiments.results import atomic_write, run_id
+from experiments.store.results import atomic_write, run_id
 from problems.base import Problem
 
 log = logging.getLogger(__name__)

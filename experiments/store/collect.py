@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from experiments.results import final_rows, load, split_tables
-from experiments.summary import summarise
+from experiments.store.results import final_rows, load, split_tables
+from experiments.store.summary import summarise
 
 log = logging.getLogger(__name__)
 

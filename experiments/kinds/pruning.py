@@ -19,8 +19,8 @@ from typing import Any
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
-from experiments.results import ResultStore, provenance, run_id
-from experiments.runner import results_root
+from experiments.store.results import ResultStore, provenance, run_id
+from experiments.execution.runner import results_root
 from plots.style import save
 
 log = logging.getLogger(__name__)

@@ -13,9 +13,9 @@ from pathlib import Path
 import pandas as pd
 from omegaconf import DictConfig
 
-from experiments.results import ResultStore
-from experiments.runner import RunSpec, execute, results_root
-from experiments.summary import format_table, summarise
+from experiments.store.results import ResultStore
+from experiments.execution.runner import RunSpec, execute, results_root
+from experiments.store.summary import format_table, summarise
 from plots.convergence import convergence_figure
 from plots.style import save
 

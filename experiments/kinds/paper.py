@@ -24,8 +24,8 @@ from joblib import Parallel, delayed
 from omegaconf import DictConfig
 from threadpoolctl import threadpool_limits
 
-from experiments.results import ResultStore, final_rows
-from experiments.runner import RunSpec, build, execute, resolved, results_root
+from experiments.store.results import ResultStore, final_rows
+from experiments.execution.runner import RunSpec, build, execute, resolved, results_root
 from plots.convergence import per_iteration
 from plots.paper import digit_mosaic, paper_curves_figure
 from plots.style import save
@@ -78,7 +78,7 @@ def run(cfg: DictConfig) -> pd.DataFrame:
 
 def validate(cfg: DictConfig, checked: set[str] | None = None) -> None:
     """Sweep-time validation: the variants are known and the first run of each can be prepared."""
-    from experiments.runner import prepare
+    from experiments.execution.runner import prepare
 
     for variant in cfg.experiment.variants:
         step_parameters(variant, 2)

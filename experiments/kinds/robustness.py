@@ -38,9 +38,9 @@ from omegaconf import DictConfig, ListConfig
 from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
-from experiments.phase_grid import trial_seed
-from experiments.results import ResultStore, load, run_id, tidy_rows
-from experiments.runner import build, resolved, results_root
+from experiments.kinds.phase_grid import trial_seed
+from experiments.store.results import ResultStore, load, run_id, tidy_rows
+from experiments.execution.runner import build, resolved, results_root
 from plots.robustness import heat_maps_figure, winner_map_figure
 from plots.style import save
 from solvers.base import REGISTRY, support_of

@@ -16,10 +16,9 @@ import hydra
 import pandas as pd
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from hydra.utils import get_method
 from omegaconf import DictConfig
 
-from experiments.callbacks import write_manifest, write_report
+from experiments.app.callbacks import write_manifest, write_report
 
 log = logging.getLogger(__name__)
 
@@ -50,8 +49,10 @@ class _HeldErrors(io.StringIO):
 
 
 def run(cfg: DictConfig) -> pd.DataFrame:
-    """Run the job of ``cfg.experiment`` and return its result rows."""
-    return get_method(cfg.experiment.job)(cfg)
+    """Run the job of ``cfg.experiment`` (its kind's ``run``) and return its result rows."""
+    from experiments.kinds import kind_of  # after `main` chose the figure backend: the kinds import pyplot
+
+    return kind_of(cfg).run(cfg)
 
 
 @hydra.main(version_base=None, config_path="pkg://conf", config_name="config")
@@ -75,6 +76,9 @@ def _app(cfg: DictConfig) -> None:
 def main() -> None:
     """Console entry point ``obsbench``: composition errors become one line unless ``hydra.verbose`` or
     ``HYDRA_FULL_ERROR`` asks for everything."""
+    # Figures are files: the app never opens a window (headless machines, joblib workers). Chosen here, by the
+    # application, not by the plotting library at import time, so `plots` used from a notebook keeps its backend.
+    os.environ.setdefault("MPLBACKEND", "Agg")
     verbose = os.environ.get("HYDRA_FULL_ERROR") == "1" or any(a.startswith("hydra.verbose") for a in sys.argv)
     if verbose or any(a in ("-h", "--help", "--hydra-help", "-c", "--cfg", "-i", "--info") for a in sys.argv):
         _app()

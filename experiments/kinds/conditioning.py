@@ -1,6 +1,6 @@
 """Experiment kind ``conditioning``: iterations, time and final error against the condition number.
 
-Each job is one (problem, solver, seed) convergence run (`experiments.convergence.run`); the sweep varies the
+Each job is one (problem, solver, seed) convergence run (`experiments.kinds.convergence.run`); the sweep varies the
 conditioning parameter of the problem (``problem.kappa`` of the exact-κ regression, ``problem.rho`` of the
 Toeplitz sensing design). The report measures, per run, the first iteration and the time at which the
 relative error falls below ``experiment.success_tol``, computes the achieved constants of every instance
@@ -21,8 +21,8 @@ import numpy as np
 import pandas as pd
 from omegaconf import DictConfig
 
-from experiments.results import final_rows
-from experiments.runner import build, resolved
+from experiments.store.results import final_rows
+from experiments.execution.runner import build, resolved
 from plots.conditioning import conditioning_figure
 from plots.style import save
 from problems.conditioning import instance_constants

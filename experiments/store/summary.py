@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from experiments.results import final_rows
+from experiments.store.results import final_rows
 from solvers.base import STATUSES
 
 

@@ -16,8 +16,8 @@ import pandas as pd
 from omegaconf import DictConfig, ListConfig
 from threadpoolctl import threadpool_limits
 
-from experiments.results import run_id, tidy_rows
-from experiments.runner import build, resolved
+from experiments.store.results import run_id, tidy_rows
+from experiments.execution.runner import build, resolved
 from problems import validation
 
 SUCCESS_RULES = ("rel_error", "support")

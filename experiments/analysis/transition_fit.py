@@ -108,7 +108,7 @@ def transition_curves(cells: pd.DataFrame, by: str = "group") -> pd.DataFrame:
     ----------
     cells : DataFrame
         One row per grid cell with columns ``by``, ``solver``, ``delta``, ``rho_actual``, ``successes``,
-        ``trials`` (as made by `experiments.phase_transition.success_table`).
+        ``trials`` (as made by `experiments.kinds.phase_transition.success_table`).
 
     Returns
     -------

@@ -20,8 +20,8 @@ import pandas as pd
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from experiments.rates import aggregate_rates, fit_rates
-from experiments.runner import build, resolved
+from experiments.analysis.rates import aggregate_rates, fit_rates
+from experiments.execution.runner import build, resolved
 from plots.style import save
 from plots.theory import theory_figure
 from problems.conditioning import instance_constants

@@ -14,17 +14,16 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from hydra.utils import get_method
 from omegaconf import DictConfig, OmegaConf
 
-from experiments.results import final_rows
+from experiments.kinds import convergence, phase_transition, scaling
+from experiments.store.results import final_rows
 from problems import validation
 
 log = logging.getLogger(__name__)
 
-#: part name -> the module implementing it (``run``, ``report`` and, optionally, ``validate``).
-PARTS = {"convergence": "experiments.convergence", "phase_transition": "experiments.phase_transition",
-         "scaling": "experiments.scaling"}
+#: part name -> the experiment kind's module implementing it (``run``, ``report``, ``validate``).
+PARTS = {"convergence": convergence, "phase_transition": phase_transition, "scaling": scaling}
 
 
 def part_config(cfg: DictConfig, part: str, seed: int | None = None) -> DictConfig:
@@ -48,19 +47,18 @@ def _seeds(cfg: DictConfig) -> list[int]:
 
 def validate(cfg: DictConfig, checked: set[str] | None = None) -> None:
     """Validate every part with its own validator before any work starts."""
-    from experiments.runner import validate as validate_run
+    from experiments.execution.runner import validate as validate_run
 
     validate_run(part_config(cfg, "convergence", _seeds(cfg)[0]), checked)
     for part in ("phase_transition", "scaling"):
-        get_method(f"{PARTS[part]}.validate")(part_config(cfg, part), checked)
+        PARTS[part].validate(part_config(cfg, part), checked)
 
 
 def run(cfg: DictConfig) -> pd.DataFrame:
     """All parts for the job's solver; rows of each part carry ``experiment = compare_<part>``."""
-    convergence = get_method(f"{PARTS['convergence']}.run")
-    frames = [convergence(part_config(cfg, "convergence", seed)) for seed in _seeds(cfg)]
+    frames = [convergence.run(part_config(cfg, "convergence", seed)) for seed in _seeds(cfg)]
     for part in ("phase_transition", "scaling"):
-        frames.append(get_method(f"{PARTS[part]}.run")(part_config(cfg, part)))
+        frames.append(PARTS[part].run(part_config(cfg, part)))
     return pd.concat(frames, ignore_index=True)
 
 
@@ -88,7 +86,7 @@ def report(frame: pd.DataFrame, out_dir: Path, cfg: DictConfig) -> list[Path]:
     for part, module in PARTS.items():
         rows = frame[frame["experiment"] == f"compare_{part}"]
         if not rows.empty:
-            paths += get_method(f"{module}.report")(rows, out_dir / part, part_config(cfg, part))
+            paths += module.report(rows, out_dir / part, part_config(cfg, part))
     table = ranking(frame, float(cfg.experiment.success_tol))
     out_dir.mkdir(parents=True, exist_ok=True)
     table.to_csv(out_dir / "ranking.csv", index=False)

@@ -29,9 +29,9 @@ TRACE_COLUMNS = ("iteration", "time_s", "objective", "distance", "rel_error", "s
                  "step_size", "bound", "bound_note")
 IDENTITY_COLUMNS = ("run_id", "experiment", "problem", "solver", "seed")
 OUTCOME_COLUMNS = ("status", "message")
-#: f(x)/f_best − 1 against the best k-subset objective, and how f_best was obtained (`experiments.reference`).
+#: f(x)/f_best − 1 against the best k-subset objective, and how f_best was obtained (`experiments.store.reference`).
 ORACLE_COLUMNS = ("objective_gap", "oracle")
-#: The second table of the store: rows of a pruning run (`experiments.pruning`), one per (method, sparsity,
+#: The second table of the store: rows of a pruning run (`experiments.kinds.pruning`), one per (method, sparsity,
 #: I-OBS rounds, split, metric[, layer]) with its ``value``; marked by ``table = "pruning"`` (rows stored before
 #: the marker existed are recognised by having a ``metric`` and no ``iteration``). Every other row is a solver
 #: trace row (``table`` absent or ``"trace"``).
