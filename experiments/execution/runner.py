@@ -17,10 +17,10 @@ from omegaconf import DictConfig, OmegaConf
 from experiments.execution.guard import hard_deadline, run_with_deadline
 from experiments.store.reference import ORACLE_MODES, reference_for
 from experiments.store.results import ResultStore, run_id, tidy_rows
+from problems import validation
 from problems.base import Problem
 from solvers.base import Solver
 from solvers.bounds import BoundTracker
-from problems import validation
 
 log = logging.getLogger(__name__)
 

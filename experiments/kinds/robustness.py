@@ -43,8 +43,8 @@ from experiments.store.results import ResultStore, load, run_id, tidy_rows
 from experiments.execution.runner import build, resolved, results_root
 from plots.robustness import heat_maps_figure, winner_map_figure
 from plots.style import save
-from solvers.base import REGISTRY, support_of
 from problems import validation
+from solvers.base import REGISTRY, support_of
 
 log = logging.getLogger(__name__)
 
