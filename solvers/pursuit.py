@@ -137,7 +137,8 @@ class OMP(IterativeSolver):
         A, y = problem.A, problem.y
         At = np.ascontiguousarray(A.T) if self.k_ >= TRANSPOSED_COPY_MIN_ATOMS else A.T
         y_norm = robust_norm(y)
-        column_norm = max_column_norm(A)
+        # an instance constant, like L for the 1/L steps: computed once per problem, shared by its runs
+        column_norm = problem.derived("max_column_norm", lambda: max_column_norm(A))
         finfo = np.finfo(float)
         if not column_norm <= np.sqrt(finfo.max / max(y_norm, 1.0)):
             raise FloatingPointError(f"the Gram entries of A (column norm {column_norm:.3g}) or Aᵀy overflow "
