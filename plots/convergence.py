@@ -65,7 +65,8 @@ def plot_convergence(frame: pd.DataFrame, metric: str = "distance", ax: Axes | N
         ax.fill_between(stats.index, stats["low"], stats["high"], color=color, alpha=0.2, lw=0)
         last = int(stats.index.max())
         if last < right_edge:  # a solver that stopped early stays visible: its final value carried to the edge
-            ax.plot([last, right_edge], [stats["median"].iloc[-1]] * 2, color=color, lw=1.0, ls=(0, (1, 2)))
+            # thin and faded, so the carried value is not mistaken for a (dotted) bound
+            ax.plot([last, right_edge], [stats["median"].iloc[-1]] * 2, color=color, lw=0.9, alpha=0.45)
             ax.plot(last, stats["median"].iloc[-1], marker="o", ms=4, color=color)
         if bounds and metric == "distance" and np.isfinite(rows["bound"]).any():
             bound = per_iteration(rows, "bound").median(axis=1).clip(lower=floor)

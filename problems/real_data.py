@@ -171,7 +171,10 @@ def make_diabetes(
 
 
 def _logistic(design: Design, k_star: int, l2: float, standardize: bool, seed: int, name: str) -> LogisticProblem:
+    """The logistic problem of a bundled design, its budget checked against the design's own d."""
     n, d = design.A.shape
+    integer("k_star", k_star, low=1, high=d, what=f"d={d} (the sparsity budget)")
+    _check_l2(l2)
     params = dict(n=n, d=d, k_star=k_star, l2=l2, standardize=bool(standardize))
     return LogisticProblem(name=name, params=params, seed=seed, x_star=np.full(d, np.nan), k_star=int(k_star),
                            A=design.A, y=design.y, l2=float(l2), x_star_kind=UNKNOWN_TRUTH)
@@ -202,8 +205,6 @@ def make_breast_cancer(
     seed : int
         Unused: the data are fixed. Kept so every problem takes the same arguments.
     """
-    integer("k_star", k_star, low=1, high=30, what="d=30 (the sparsity budget)")
-    _check_l2(l2)
     return _logistic(breast_cancer_design(standardize), k_star, l2, standardize, seed, name)
 
 
@@ -231,6 +232,4 @@ def make_wine(
     seed : int
         Unused: the data are fixed. Kept so every problem takes the same arguments.
     """
-    integer("k_star", k_star, low=1, high=13, what="d=13 (the sparsity budget)")
-    _check_l2(l2)
     return _logistic(wine_design(standardize), k_star, l2, standardize, seed, name)

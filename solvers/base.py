@@ -249,15 +249,17 @@ class CycleDetector:
     def digest(x: np.ndarray) -> bytes:
         return hashlib.blake2b(np.ascontiguousarray(x).view(np.uint8), digest_size=16).digest()
 
-    def visit(self, x: np.ndarray, objective: float, iteration: int) -> None:
-        self.seen.setdefault(self.digest(x), iteration)
+    def visit(self, x: np.ndarray, objective: float, iteration: int, key: bytes | None = None) -> None:
+        """Remember x_t (``key``: its digest, when `repeat_of` already computed it)."""
+        self.seen.setdefault(self.digest(x) if key is None else key, iteration)
         if objective < self.best_objective:
             self.best_x, self.best_objective, self.best_iteration = x, objective, iteration
 
-    def repeat_of(self, x: np.ndarray, iteration: int) -> int | None:
-        """The iteration s < t − 1 whose point equals ``x`` (x_t), or None."""
-        earlier = self.seen.get(self.digest(x))
-        return earlier if earlier is not None and earlier < iteration - 1 else None
+    def repeat_of(self, x: np.ndarray, iteration: int) -> tuple[int | None, bytes]:
+        """The iteration s < t − 1 whose point equals ``x`` (x_t), or None; and the digest of ``x``."""
+        key = self.digest(x)
+        earlier = self.seen.get(key)
+        return (earlier if earlier is not None and earlier < iteration - 1 else None), key
 
     def best_state(self, state: State, repeat: int, iteration: int) -> tuple[State, str]:
         """The state to end on (the best point visited) and the message naming the cycle."""
@@ -352,21 +354,20 @@ class IterativeSolver(Solver):
             if state.finished and state.x is previous:  # the solver's own rule: nothing new to record
                 status, message, iteration = "ok", state.finished, iteration - 1
                 break
-            if cycle is not None and (repeat := cycle.repeat_of(state.x, iteration)) is not None:
+            repeat, key = cycle.repeat_of(state.x, iteration) if cycle is not None else (None, None)
+            if repeat is not None:  # a cycle: end on the best point visited (recorded unless it is the last)
                 state, message = cycle.best_state(state, repeat, iteration)
-                if state.x is previous:  # the best point is the last one recorded
+                if state.x is previous:
                     status, iteration = "ok", iteration - 1
                     break
-                status = "ok"
-                row = trace.record(iteration, state.x, elapsed, state.step_size)
-                for callback in callbacks:
-                    callback(self, state, row)
-                break
             row = trace.record(iteration, state.x, elapsed, state.step_size)
-            if cycle is not None:
-                cycle.visit(state.x, row["objective"], iteration)
             for callback in callbacks:
                 callback(self, state, row)
+            if repeat is not None:
+                status = "ok"
+                break
+            if cycle is not None:
+                cycle.visit(state.x, row["objective"], iteration, key)
             status, message = self._stopping(state.x, previous, row, blowup, elapsed)
             if status == "running" and state.finished:
                 status, message = "ok", state.finished

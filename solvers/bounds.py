@@ -310,7 +310,7 @@ def newton_offset(problem: Problem, previous_error: float, mu: float) -> float:
 
 
 def quadratic_rule(theorem: Callable[..., Bound]) -> Callable[[Any, Problem, float], Bound]:
-    """Wire Theorem 1 / Lemma 3: certified μ (lower), M (upper) and, when M > 0, restricted L (upper), with
+    """Wire Theorem 1 / Lemma 3: certified μ (lower), M (upper) and restricted L (upper, Theorem 1), with
     the `newton_offset` of the instance. On a quadratic (M = 0) the bound is the one-step error of the exact
     Newton point, factor·(‖H⁻¹∇f(x*)‖ + rounding), with the exact μ and L (L ≥ the restricted L of Theorem 1)."""
     def rule(solver: Any, problem: Problem, previous_error: float) -> Bound:
@@ -336,13 +336,10 @@ def quadratic_rule(theorem: Callable[..., Bound]) -> Callable[[Any, Problem, flo
         values = dict(mu=mu, M=M, k=k, k_star=problem.k_star, d=problem.d,
                       newton_offset=newton_offset(problem, previous_error, mu))
         L_note = ""
-        if theorem is not topk_iobs_lemma3:
-            if M == 0 and values["newton_offset"] == 0:  # the bound is 0 whatever L is: skip computing it
-                values["L"] = 0.0
-            else:
-                if "L_restricted_upper" not in constants:
-                    constants = constants | restricted_smoothness_of(problem, k)
-                values["L"], L_note = certified_value(constants, "L_restricted", "upper")
+        if theorem is not topk_iobs_lemma3:  # (L matters even at M = 0: the offset term is never 0)
+            if "L_restricted_upper" not in constants:
+                constants = constants | restricted_smoothness_of(problem, k)
+            values["L"], L_note = certified_value(constants, "L_restricted", "upper")
         value, note = theorem(previous_error, **values)
         estimates = [n for n in (mu_note, M_note, L_note) if n]
         if note or not estimates:

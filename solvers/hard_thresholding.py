@@ -266,8 +266,10 @@ class HTP(FixedStepSolver):
         """μ on ``problem``: ``step_size``, else step_scale · d/‖A‖_F² (also read by `solvers.bounds`)."""
         if self.step_size is not None:
             return self.step_size
-        return self.step_scale * problem.d / float(np.einsum("ij,ij->", problem.A, problem.A))
-
+        # an instance constant (read every iteration by the bounds): computed once per problem, like L
+        A = problem.A
+        frobenius2 = problem.derived("frobenius_norm_squared", lambda: float(np.einsum("ij,ij->", A, A)))
+        return self.step_scale * problem.d / frobenius2
 
     def step(self, problem: Problem, state: State) -> State:
         mu = state.step_size
