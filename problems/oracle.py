@@ -11,9 +11,14 @@ a label saying how far it can be trusted:
 - ``"exact"``: every subset of size min(k, d) was scored, so f_best is certified (up to rounding, see below).
   Size exactly k is enough: adding a column never raises the least-squares optimum, nor that of any convex f
   (the old minimiser stays feasible).
-- ``"best known"``: too many subsets to enumerate; the value is the best that greedy forward selection and
-  the top-k of the unconstrained fit reach after a swap local search. It is an *upper* bound of f_best, not
-  certified: a solver may legitimately find a lower objective.
+- ``"exact"`` beyond enumeration (least squares only): the best k-subset mixed-integer program solved to a
+  proved optimality gap ≤ 1e-9 by branch and bound (`problems.mixed_integer`, needs the optional gurobipy),
+  warm-started from the heuristic below. ``Oracle.method`` says which certificate was used.
+- ``"best known"``: too many subsets to enumerate and no certificate (no gurobipy, a model beyond its
+  licence, or the time limit reached); the value is the best that greedy forward selection and the top-k of
+  the unconstrained fit reach after a swap local search, or the branch-and-bound incumbent if better. It is
+  an *upper* bound of f_best, not certified: a solver may legitimately find a lower objective.
+  ``Oracle.lower_bound`` keeps the proved lower bound when branch and bound ran out of time (else −inf).
 
 Least squares (``"least_squares"`` in ``problem.capabilities``: f = ½‖Ax − y‖²) is enumerated up to
 ``max_subsets`` subsets, scored in closed form; every other problem needs an iterative fit per subset and is
@@ -44,9 +49,10 @@ from typing import Iterator
 import numpy as np
 import scipy.linalg
 
+from problems import mixed_integer
 from problems.base import Problem, readonly
 from problems.conditioning import cached
-from problems.validation import integer
+from problems.validation import integer, number
 
 log = logging.getLogger(__name__)
 
@@ -89,9 +95,15 @@ class Oracle:
     x : ndarray of shape (d,)
         The minimiser on S, zero off S.
     how : {"exact", "best known"}
-        ``"exact"``: every subset was scored (certified); ``"best known"``: heuristic, an upper bound of f_best.
+        ``"exact"``: certified (every subset scored, or branch and bound closed the gap); ``"best known"``:
+        heuristic, an upper bound of f_best.
     subsets : int
-        Number of subsets scored (least squares) or fitted (other problems).
+        Number of subsets scored (least squares) or fitted (other problems) by enumeration or the heuristic.
+    method : str
+        How the value was found: ``"enumeration"``, ``"mixed-integer (gurobi x.y.z)"`` or ``"swap search"``.
+    lower_bound : float
+        A proved lower bound of f_best: ``objective`` when exact, the branch-and-bound bound when it ran out
+        of time, −inf when nothing is proved.
     """
 
     objective: float
@@ -99,6 +111,8 @@ class Oracle:
     x: np.ndarray
     how: str
     subsets: int
+    method: str = "enumeration"
+    lower_bound: float = -np.inf
 
     def __post_init__(self) -> None:
         support = np.array(self.support, dtype=np.intp, copy=True)
@@ -107,8 +121,9 @@ class Oracle:
         object.__setattr__(self, "x", readonly(self.x))
 
 
-def best_subset(problem: Problem, k: int, max_subsets: int = MAX_SUBSETS, max_fits: int = MAX_FITS) -> Oracle:
-    """f_best(k) = min_{|S| ≤ k} min_{supp x ⊆ S} f(x), exactly when enumeration is affordable (cached).
+def best_subset(problem: Problem, k: int, max_subsets: int = MAX_SUBSETS, max_fits: int = MAX_FITS,
+                time_limit: float = mixed_integer.TIME_LIMIT) -> Oracle:
+    """f_best(k) = min_{|S| ≤ k} min_{supp x ⊆ S} f(x), certified when enumeration or branch and bound allows (cached).
 
     Parameters
     ----------
@@ -121,6 +136,9 @@ def best_subset(problem: Problem, k: int, max_subsets: int = MAX_SUBSETS, max_fi
     max_fits : int
         For problems without a closed form, enumerate only when C(d, k) ≤ min(max_subsets, max_fits) (each
         subset needs an iterative fit).
+    time_limit : float
+        Seconds the least-squares branch and bound (`problems.mixed_integer`) may take beyond ``max_subsets``;
+        0 skips it (the heuristic value is returned as ``"best known"``).
 
     Returns
     -------
@@ -138,11 +156,13 @@ def best_subset(problem: Problem, k: int, max_subsets: int = MAX_SUBSETS, max_fi
     integer("k", k, low=1)
     integer("max_subsets", max_subsets, low=1)
     integer("max_fits", max_fits, low=1)
-    key = ("best_subset", int(k), int(max_subsets), int(max_fits))
-    return cached(problem, key, lambda: _best_subset(problem, min(int(k), problem.d), int(max_subsets), int(max_fits)))
+    number("time_limit", time_limit, low=0)
+    key = ("best_subset", int(k), int(max_subsets), int(max_fits), float(time_limit))
+    return cached(problem, key, lambda: _best_subset(problem, min(int(k), problem.d), int(max_subsets), int(max_fits),
+                                                     float(time_limit)))
 
 
-def _best_subset(problem: Problem, k: int, max_subsets: int, max_fits: int) -> Oracle:
+def _best_subset(problem: Problem, k: int, max_subsets: int, max_fits: int, time_limit: float) -> Oracle:
     start = time.perf_counter()
     count = math.comb(problem.d, k)
     if "least_squares" in problem.capabilities:
@@ -150,12 +170,14 @@ def _best_subset(problem: Problem, k: int, max_subsets: int, max_fits: int) -> O
             oracle = _exact_least_squares(problem, k)
         else:
             oracle = _heuristic_least_squares(problem, k)
+            if time_limit > 0:
+                oracle = _certified_least_squares(problem, k, oracle, time_limit)
     elif count <= min(max_subsets, max_fits):
         oracle = _exact_by_fits(problem, k)
     else:
         oracle = _heuristic_fits(problem, k)
-    log.debug("best %d-subset of %s (d=%d): f=%.12g, %s, %d subsets scored in %.2f s", k, problem.name, problem.d,
-             oracle.objective, oracle.how, oracle.subsets, time.perf_counter() - start)
+    log.debug("best %d-subset of %s (d=%d): f=%.12g, %s by %s, %d subsets scored in %.2f s", k, problem.name,
+              problem.d, oracle.objective, oracle.how, oracle.method, oracle.subsets, time.perf_counter() - start)
     return oracle
 
 
@@ -300,7 +322,7 @@ def _exact_least_squares(problem: Problem, k: int) -> Oracle:
     """
     G, b = _gram_terms(problem)
     support, x, f = _best_of(problem, G, _enumerate_least_squares(G, b, k))
-    return Oracle(objective=f, support=support, x=x, how=EXACT, subsets=math.comb(problem.d, k))
+    return Oracle(objective=f, support=support, x=x, how=EXACT, subsets=math.comb(problem.d, k), lower_bound=f)
 
 
 def _single_column_gains(G: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -383,7 +405,30 @@ def _heuristic_least_squares(problem: Problem, k: int) -> Oracle:
         candidates.append(local)
         scored += count
     support, x, f = _best_of(problem, G, np.array(candidates))
-    return Oracle(objective=f, support=support, x=x, how=BEST_KNOWN, subsets=scored)
+    return Oracle(objective=f, support=support, x=x, how=BEST_KNOWN, subsets=scored, method="swap search")
+
+
+def _certified_least_squares(problem: Problem, k: int, heuristic: Oracle, time_limit: float) -> Oracle:
+    """The heuristic's answer, certified (or improved) by branch and bound when gurobipy is available.
+
+    The branch-and-bound subset is refitted directly on A like every other candidate, and the better of it and
+    the heuristic's is returned: ``"exact"`` when the solver proved optimality, else ``"best known"`` with the
+    proved lower bound. Without gurobipy (or when it refuses the model) the heuristic's answer is returned.
+    """
+    certificate = mixed_integer.certify_least_squares(problem.A, problem.y, k, heuristic.support, time_limit)
+    if certificate is None:
+        return heuristic
+    candidates = [heuristic.support]
+    if certificate.support is not None:  # it may use fewer than k columns; pad from the heuristic's (f can only drop)
+        extra = np.setdiff1d(heuristic.support, certificate.support)[:k - certificate.support.size]
+        candidates.append(np.concatenate([certificate.support, extra]).astype(np.intp))
+    support, x, f = _best_of(problem, _gram_terms(problem)[0], np.array(candidates))
+    method = f"mixed-integer ({mixed_integer.solver_name()})"
+    if certificate.optimal:
+        return Oracle(objective=f, support=support, x=x, how=EXACT, subsets=heuristic.subsets, method=method,
+                      lower_bound=min(f, certificate.lower_bound))
+    return Oracle(objective=f, support=support, x=x, how=BEST_KNOWN, subsets=heuristic.subsets,
+                  method=f"swap search + {method} (time limit)", lower_bound=certificate.lower_bound)
 
 
 # ------------------------------------------------------------------------------------- any other problem
@@ -435,7 +480,7 @@ def _exact_by_fits(problem: Problem, k: int) -> Oracle:
         count += 1
         if f < best_f:
             best_f, best_support, best_x = f, support, x
-    return Oracle(objective=best_f, support=best_support, x=best_x, how=EXACT, subsets=count)
+    return Oracle(objective=best_f, support=best_support, x=best_x, how=EXACT, subsets=count, lower_bound=best_f)
 
 
 def _forward_by_gradient(problem: Problem, k: int) -> tuple[np.ndarray, np.ndarray, float, int]:
@@ -487,4 +532,5 @@ def _heuristic_fits(problem: Problem, k: int) -> Oracle:
         results.append((f, tuple(support), x))
         count += used + searched
     f, support, x = min(results, key=lambda result: (result[0], result[1]))
-    return Oracle(objective=f, support=np.array(support, dtype=np.intp), x=x, how=BEST_KNOWN, subsets=count)
+    return Oracle(objective=f, support=np.array(support, dtype=np.intp), x=x, how=BEST_KNOWN, subsets=count,
+                  method="swap search")

@@ -24,6 +24,8 @@ from solvers.base import DirectSolver, SolverConfigError
 log = logging.getLogger(__name__)
 
 METHODS = ("lars", "highs", "cvxpy")
+#: The cvxpy back ends used when ``cvxpy_solver`` is None, first installed wins (all open source).
+OPEN_CVXPY_SOLVERS = ("CLARABEL", "ECOS", "SCS")
 #: Relative duality gap and residual below which the homotopy end point is accepted as the BP solution. The
 #: gap is relative to ‖x‖₁ (unchanged when A or y is rescaled), and the decision only picks which of two
 #: solvers' answers is returned: a rejected end point falls back to the LP, whose answer agrees to ~1e-8, so a
@@ -60,8 +62,14 @@ def _cvxpy_solve(problem_cp: Any, solver: str | None) -> int:
     """Solve a cvxpy problem with the named solver; refuse unknown or non-optimal outcomes clearly."""
     import cvxpy as cp
 
-    if solver is not None and solver.upper() not in cp.installed_solvers():
-        raise SolverConfigError(f"cvxpy_solver={solver!r} is not installed; choose one of {', '.join(cp.installed_solvers())}")
+    installed = cp.installed_solvers()
+    if solver is not None and solver.upper() not in installed:
+        raise SolverConfigError(f"cvxpy_solver={solver!r} is not installed; choose one of {', '.join(installed)}")
+    if solver is None:
+        # cvxpy's own choice prefers a commercial solver when one is importable (gurobipy arrives with the
+        # `oracle` extra), and a size-limited licence would then fail a run that an open solver solves: the
+        # reference is the same open solver on every machine.
+        solver = next((name for name in OPEN_CVXPY_SOLVERS if name in installed), None)
     problem_cp.solve(solver=solver.upper() if solver else None)
     if problem_cp.status not in (cp.OPTIMAL, cp.OPTIMAL_INACCURATE):
         raise RuntimeError(f"cvxpy returned status {problem_cp.status}")
@@ -80,7 +88,7 @@ class BasisPursuit(DirectSolver):
         nonnegative variables by scipy's HiGHS (dual simplex / IPM); ``cvxpy``: the reference formulation
         solved by ``cvxpy_solver``.
     cvxpy_solver : str, optional
-        cvxpy back end (e.g. ``CLARABEL``, ``SCS``, ``ECOS``); None lets cvxpy choose.
+        cvxpy back end (e.g. ``CLARABEL``, ``SCS``, ``ECOS``); None takes the first installed of `OPEN_CVXPY_SOLVERS`.
     time_budget : float, optional
         See `DirectSolver`.
     """
@@ -171,7 +179,7 @@ class Lasso(DirectSolver):
     method : {"lars", "cvxpy"}
         ``lars``: scikit-learn's LassoLars (exact homotopy; its α is λ/m); ``cvxpy``: the reference.
     cvxpy_solver : str, optional
-        cvxpy back end; None lets cvxpy choose.
+        cvxpy back end; None takes the first installed of `OPEN_CVXPY_SOLVERS`.
     """
 
     name = "lasso"

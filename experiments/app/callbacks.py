@@ -1,13 +1,19 @@
-"""Hydra callbacks: the end-of-sweep report (summary table and figure over every job of the multirun)."""
+"""Hydra callbacks: sweep validation and the end-of-sweep report (summary table and figure over every job of the
+multirun).
+
+A report reads the runs that belong to its sweep, by run id, each labelled with the experiment and part it plays
+in the sweep (`experiments.store.manifest`): the jobs' manifests say which, never the ``experiment`` under which
+a stored run was first computed.
+"""
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 from hydra import compose
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.global_hydra import GlobalHydra
@@ -15,33 +21,57 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from experiments.store.results import ResultStore, load
 from experiments.execution.runner import results_root
+from experiments.store import manifest
+from experiments.store.manifest import MANIFEST, sweep_members  # noqa: F401  (re-exported)
+from experiments.store.results import ResultStore
 
 log = logging.getLogger(__name__)
 
-MANIFEST = "runs.json"
-
 
 def write_manifest(job_dir: Path, run_ids: list[str]) -> None:
-    """Record which stored runs a job produced, so the sweep report can find exactly this sweep's rows."""
-    job_dir.mkdir(parents=True, exist_ok=True)
-    (job_dir / MANIFEST).write_text(json.dumps(sorted(set(run_ids))))
+    """Make sure the job's manifest lists exactly ``run_ids``.
+
+    A job run through its kind (`experiments.kinds.Kind.run`) has already written its manifest, with the part
+    each run plays; this writes one only where none lists these runs (every run then plays the sweep's
+    experiment, without a part)."""
+    path = Path(job_dir) / MANIFEST
+    if path.is_file() and set(manifest.read_manifest(path)["run_id"]) == set(run_ids):
+        return
+    manifest.write_job_manifest(Path(job_dir), manifest.default_members(run_ids))
 
 
 def sweep_run_ids(sweep_dir: Path) -> list[str]:
     """Every run id recorded by the jobs of a sweep."""
-    ids: list[str] = []
-    for manifest in sorted(sweep_dir.glob(f"**/{MANIFEST}")):
-        ids.extend(json.loads(manifest.read_text()))
-    return ids
+    return list(dict.fromkeys(sweep_members(sweep_dir)["run_id"]))
 
 
-def write_report(cfg: DictConfig, run_ids: list[str], out_dir: Path) -> list[Path]:
-    """Load the rows of ``run_ids`` and call the experiment's report function; log where outputs went."""
-    if not run_ids:
+def report_members(cfg: DictConfig, runs: list[str] | pd.DataFrame, out_dir: Path) -> pd.DataFrame:
+    """The memberships a report reads: ``runs`` as a membership table (a sweep's, `sweep_members`), or a list of
+    run ids whose parts are looked up in the manifest of ``out_dir`` (a single job's report); an experiment
+    left open (None) is the reporting sweep's ``experiment.name``."""
+    if isinstance(runs, pd.DataFrame):
+        members = runs
+    else:
+        ids = list(dict.fromkeys(runs))
+        path = Path(out_dir) / MANIFEST
+        listed = manifest.read_manifest(path) if path.is_file() else manifest.empty()
+        listed = listed[listed["run_id"].isin(ids)]
+        missing = [rid for rid in ids if rid not in set(listed["run_id"])]
+        members = pd.concat([listed, manifest.default_members(missing)], ignore_index=True)
+    members = manifest.canonical(members)
+    return members.assign(experiment=members["experiment"].where(members["experiment"].notna(),
+                                                                 str(cfg.experiment.name)))
+
+
+def write_report(cfg: DictConfig, runs: list[str] | pd.DataFrame, out_dir: Path) -> list[Path]:
+    """Load the rows of the sweep's runs (`report_members`; `experiments.store.manifest.load_members` labels them
+    with the experiment and part they play in this sweep) and call the experiment's report function; log where
+    outputs went."""
+    members = report_members(cfg, runs, out_dir)
+    if members.empty:
         return []  # e.g. experiment=constants, which reports from its job
-    frame = load(results_root(cfg), run_ids)
+    frame = manifest.load_members(results_root(cfg), members)
     if frame.empty:
         log.warning("no results to report")
         return []
@@ -92,11 +122,11 @@ class ValidateSweep(Callback):
 
 
 class SweepReport(Callback):
-    """At the end of a multirun, report over all of its jobs (works with any launcher: jobs leave manifests
-    in their output folders, which live on the shared file system), then delete the temporary files that
-    killed writers left in the results root more than an hour ago."""
+    """At the end of a multirun, report over all of its jobs (works with any launcher: each job leaves its
+    manifest in its output folder, on the shared file system, and the report merges them), then delete the
+    temporary files that killed writers left in the results root more than an hour ago."""
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
-        write_report(config, sweep_run_ids(sweep_dir), sweep_dir)
+        write_report(config, sweep_members(sweep_dir), sweep_dir)
         ResultStore(results_root(config)).remove_stale_temporaries()

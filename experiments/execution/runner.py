@@ -66,7 +66,10 @@ def _accepted_keywords(target: Any) -> set[str] | None:
 
 @dataclass(frozen=True)
 class RunSpec:
-    """Everything that identifies one run: the resolved problem and solver config and the seed."""
+    """Everything that identifies one run: the resolved problem and solver config and the seed.
+
+    ``experiment`` is not part of the id: it is stored with the rows when this spec computes the run (the
+    experiment that first computed it); a spec of another experiment with the same id reuses the stored run."""
 
     experiment: str
     problem: dict[str, Any]
@@ -74,6 +77,8 @@ class RunSpec:
     seed: int
     #: Which runs get an ``objective_gap`` reference (`experiments.store.reference.ORACLE_MODES`); not part of the id.
     oracle: str = "auto"
+    #: Seconds the branch-and-bound certificate of the reference may take (``oracle_time_limit``); not part of the id.
+    oracle_time_limit: float = 60.0
 
     @property
     def run_id(self) -> str:
@@ -85,8 +90,11 @@ class RunSpec:
         oracle = str(cfg.get("oracle", "auto"))
         if oracle not in ORACLE_MODES:
             raise ValueError(f"oracle={oracle!r} must be one of {', '.join(ORACLE_MODES)}")
+        time_limit = cfg.get("oracle_time_limit", 60.0)
+        if isinstance(time_limit, bool) or not isinstance(time_limit, (int, float)) or not time_limit >= 0:
+            raise ValueError(f"oracle_time_limit={time_limit!r} must be a number of seconds >= 0 (0: no certificate)")
         return cls(experiment=str(cfg.experiment.name), problem=resolved(cfg.problem), solver=resolved(cfg.solver),
-                   seed=seed, oracle=oracle)
+                   seed=seed, oracle=oracle, oracle_time_limit=float(time_limit))
 
 
 class NotApplicable(Exception):
@@ -129,12 +137,16 @@ def validate(cfg: DictConfig, checked: set[str] | None = None) -> None:
 def execute(spec: RunSpec, store: ResultStore, keep_solution: bool = False) -> pd.DataFrame:
     """Run one (problem, solver, seed) and store its rows; a stored run is read back instead of recomputed.
 
+    A run read back keeps the ``experiment`` it was first computed under (whatever ``spec.experiment`` says):
+    which sweep it belongs to is recorded by the job's manifest (`experiments.store.manifest`), not in the row.
     With ``keep_solution`` the final point is stored too (before the rows, so a stored run always has it).
     """
     rid = spec.run_id
     if store.has(rid) and (not keep_solution or store.solution_path(rid).is_file()):
-        log.info("run %s already stored, skipping", rid)
-        return store.read(rid)
+        rows = store.read(rid)
+        first = rows["experiment"].iloc[0] if len(rows) and "experiment" in rows else spec.experiment
+        log.info("run %s already stored (computed under experiment %s), skipping", rid, first)
+        return rows
     try:
         problem, solver = prepare(spec)
     except NotApplicable as reason:
@@ -145,7 +157,7 @@ def execute(spec: RunSpec, store: ResultStore, keep_solution: bool = False) -> p
     result = (run_with_deadline(solver, problem, hard_deadline(budget), observers) if budget
               else solver.run(problem, callbacks=observers))
     reference = reference_for(problem, solver, mode=spec.oracle, root=store.root, problem_config=spec.problem,
-                              seed=spec.seed)
+                              seed=spec.seed, time_limit=spec.oracle_time_limit)
     frame = tidy_rows(result.trace, run=rid, experiment=spec.experiment, problem=problem.name, solver=solver.name,
                       seed=spec.seed, problem_params=problem.params, solver_params=solver.get_params(),
                       status=result.status, message=result.message,

@@ -1,6 +1,11 @@
 """``obsbench-collect ROOT``: aggregate every run under a results root into one table, a CSV and a short
 markdown report (per experiment, problem and solver: runs, success rate, iterations, time, statuses).
 
+A run belongs to every experiment that used it: the one that first computed it (its stored ``experiment``) and
+every experiment whose sweep referenced it (the job manifests copied under ``ROOT/manifests``,
+`experiments.store.manifest`). The per-experiment tables count a shared run under each, so an experiment's
+rows do not depend on which other sweeps ran first in the same root.
+
     obsbench-collect results                 # writes results/collected.csv, summary.csv, report.md
     obsbench-collect results --out reports/  # somewhere else
 """
@@ -14,6 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from experiments.store.manifest import experiment_labels, stored_members
 from experiments.store.results import final_rows, load, split_tables
 from experiments.store.summary import summarise
 
@@ -40,31 +46,46 @@ def pruning_summary(rows: pd.DataFrame) -> pd.DataFrame:
     return model_rows.groupby(keys, sort=True, dropna=False)["value"].mean().reset_index()
 
 
+def by_experiment(rows: pd.DataFrame, labels: pd.DataFrame) -> pd.DataFrame:
+    """``rows`` once per experiment their run belongs to (``labels``: one row per run and experiment), in the
+    ``experiment`` column."""
+    return rows.drop(columns="experiment").merge(labels, on="run_id", how="inner")
+
+
 def collect(root: Path, out: Path, success_tol: float = 1e-4) -> list[Path]:
     """Write ``collected.csv`` (final row of every solver run), ``summary.csv`` and ``report.md`` into ``out``,
     plus ``pruning_summary.csv`` when the root holds pruning runs (the store's second table); a root with only
-    pruning runs, or a mix, is handled."""
+    pruning runs, or a mix, is handled.
+
+    ``collected.csv`` keeps each run's stored ``experiment`` (the one that first computed it) and lists in
+    ``experiments`` every experiment it belongs to; the summaries count a run under each of them."""
     frame = load(root)
     if frame.empty:
         raise ValueError(f"no results under {root}")
+    labels = experiment_labels(frame, stored_members(root))
     traces, pruning = split_tables(frame)
     out.mkdir(parents=True, exist_ok=True)
     paths, lines = [], [f"# obsbench sweep report: `{root}`", ""]
     if not traces.empty:
         last = final_rows(traces)
+        names = labels.groupby("run_id")["experiment"].agg("; ".join)
+        last = last.assign(experiments=last["run_id"].map(names))
         tables = [summarise(rows, success_tol).assign(experiment=name)
-                  for name, rows in traces.groupby("experiment", sort=True)]
+                  for name, rows in by_experiment(last, labels).groupby("experiment", sort=True)]
         summary = pd.concat(tables, ignore_index=True)
         summary = summary[["experiment", *[c for c in summary.columns if c != "experiment"]]]
         paths += [out / "collected.csv", out / "summary.csv"]
         last.to_csv(paths[0], index=False)
         summary.to_csv(paths[1], index=False)
         counts = last["status"].value_counts().to_dict()
+        shared = int((labels[labels["run_id"].isin(last["run_id"])].groupby("run_id").size() > 1).sum())
         lines += [f"{last['run_id'].nunique()} solver runs, {len(traces)} rows; statuses: "
                   + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) + ".",
-                  f"Success: final relative error ≤ {success_tol:g}.", "", markdown_table(summary), ""]
+                  f"Success: final relative error ≤ {success_tol:g}.",
+                  f"A run counts under every experiment that used it ({shared} runs are shared by several).", "",
+                  markdown_table(summary), ""]
     if not pruning.empty:
-        table = pruning_summary(pruning)
+        table = pruning_summary(by_experiment(pruning, labels))
         paths.append(out / "pruning_summary.csv")
         table.to_csv(paths[-1], index=False)
         lines += ["## Pruning runs", "", f"{pruning['run_id'].nunique()} pruning runs, {len(pruning)} rows "

@@ -3,6 +3,13 @@
 Layout: ``<root>/<run_id>.parquet``. A file is written to a temporary name in the same folder and renamed
 into place (atomic on POSIX), so a killed sweep never leaves a half-written result and a rerun skips the
 runs already present. `load` concatenates every run into one DataFrame; plots and summaries read only that.
+
+A run is stored once and shared by every sweep that needs it: its id hashes what it computes (problem + solver +
+seed; phase-diagram and robustness cells add their settings and experiment name), so experiments share runs. The
+``experiment`` column of a stored row is the experiment under which the run was *first computed* (provenance,
+like ``created_at``), never rewritten and never used to select or group runs: a sweep's report reads the runs
+its jobs list in their manifests, labelled with the experiment and part they play in that sweep
+(`experiments.store.manifest`), and ``obsbench-collect`` counts a run under every experiment that used it.
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ log = logging.getLogger(__name__)
 #: Columns every run has, in order; ``p_<param>`` and ``s_<param>`` columns follow the identity columns.
 TRACE_COLUMNS = ("iteration", "time_s", "objective", "distance", "rel_error", "support_recall", "support_size",
                  "step_size", "bound", "bound_note")
+#: ``experiment``: the experiment that first computed the run (provenance; see the module docstring).
 IDENTITY_COLUMNS = ("run_id", "experiment", "problem", "solver", "seed")
 OUTCOME_COLUMNS = ("status", "message")
 #: f(x)/f_best − 1 against the best k-subset objective, and how f_best was obtained (`experiments.store.reference`).
@@ -165,7 +173,7 @@ class ResultStore:
         how many were removed."""
         removed = 0
         deadline = time.time() - older_than_s
-        for folder in (self.root, self.root / "solutions"):
+        for folder in (self.root, self.root / "solutions", self.root / "manifests"):
             for path in folder.glob(".*.tmp") if folder.is_dir() else ():
                 try:
                     if path.stat().st_mtime < deadline:
@@ -185,7 +193,9 @@ class ResultStore:
 
 
 def load(root: str | os.PathLike[str], runs: Iterable[str] | None = None) -> pd.DataFrame:
-    """All stored rows under ``root`` (or only ``runs``) as one DataFrame; empty if there are none."""
+    """All stored rows under ``root`` (or only ``runs``) as one DataFrame, as stored (``experiment`` = the
+    experiment that first computed each run); empty if there are none. A sweep's view of its runs is
+    `experiments.store.manifest.load_members`."""
     store = ResultStore(root)
     selected = store.runs() if runs is None else [r for r in dict.fromkeys(runs) if store.has(r)]
     frames = [store.read(r) for r in selected]
@@ -215,8 +225,14 @@ def split_tables(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 def final_rows(frame: pd.DataFrame) -> pd.DataFrame:
-    """The last recorded iteration of every solver run (pruning rows, which have no iterations, are left out)."""
+    """The last recorded iteration of every solver run (pruning rows, which have no iterations, are left out).
+
+    A run is a run id, refined by the columns a frame has of ``part`` (a report frame where one stored run plays
+    two parts of a sweep: once per part), ``trial`` (a phase-diagram or robustness cell stores one final row per
+    trial under one run id) and ``solver`` (a robustness cell holds every solver)."""
     frame = frame[~is_pruning_row(frame)] if not frame.empty else frame
     if frame.empty or "iteration" not in frame:
         return frame.iloc[0:0]
-    return frame.sort_values(["run_id", "iteration"]).groupby("run_id", sort=False).tail(1)
+    keys = ["run_id", *[column for column in ("part", "trial", "solver") if column in frame]]
+    ordered = frame.sort_values([*keys, "iteration"], kind="stable")
+    return ordered.groupby(keys, sort=False, dropna=False).tail(1)
