@@ -20,7 +20,7 @@ def conditioning_figure(table: pd.DataFrame, tol: float) -> Figure:
         fig, (left, middle, right) = plt.subplots(1, 3, figsize=(15, 4.3))
         medians = table.groupby(["solver", "requested"]).median(numeric_only=True).reset_index()
         for solver, rows in medians.groupby("solver", sort=True):
-            color, label = solver_color(solver), solver_label(solver)
+            color, label = solver_color(solver, medians["solver"].unique()), solver_label(solver)
             rows = rows.sort_values("restricted_condition_number")
             x = rows["restricted_condition_number"]
             left.plot(x, rows["iterations_to_tol"], "o-", color=color, label=label)

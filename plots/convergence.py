@@ -30,12 +30,13 @@ def _quantiles(wide: pd.DataFrame, floor: float) -> pd.DataFrame:
 
 
 def plot_convergence(frame: pd.DataFrame, metric: str = "distance", ax: Axes | None = None,
-                     floor: float = 1e-16, bounds: bool = True) -> Axes:
+                     floor: float = 1e-16, bounds: bool = True, against: str = "iteration") -> Axes:
     """Median (line) and inter-quartile band (shade) of ``metric`` per solver against iteration, log scale.
 
     Solvers with a single recorded point (direct solvers such as basis pursuit) are drawn as a dashed
     horizontal line at their median final value. When the trace holds theoretical bounds, they are drawn
-    dashed in the solver's colour.
+    dashed in the solver's colour. ``against="time"`` puts the median solver time (``time_s``) at each
+    iteration on the x axis instead (log scale), so methods with costly iterations are drawn where their time goes.
     """
     import matplotlib.pyplot as plt
 
@@ -46,9 +47,12 @@ def plot_convergence(frame: pd.DataFrame, metric: str = "distance", ax: Axes | N
                 transform=ax.transAxes)
         ax.set_xlabel("iteration $t$")
         return ax
-    right_edge = int(frame["iteration"].max())
+    if against not in ("iteration", "time"):
+        raise ValueError(f"against={against!r} must be 'iteration' or 'time'")
+    by_time = against == "time"
+    right_edge = float(frame["time_s"].max()) if by_time else int(frame["iteration"].max())
     for solver, rows in frame.groupby("solver", sort=True):
-        color, label = solver_color(solver), solver_label(solver)
+        color, label = solver_color(solver, frame["solver"].unique()), solver_label(solver)
         failed = rows.groupby("run_id")["status"].last().eq("error")
         if failed.all():  # nothing to draw: say why in the legend instead of drawing the start point
             reason = str(rows["message"].iloc[-1]).rsplit(";", 1)[-1].strip()  # the fix is stated last
@@ -58,21 +62,29 @@ def plot_convergence(frame: pd.DataFrame, metric: str = "distance", ax: Axes | N
         if rows.groupby("run_id").size().max() == 1:  # a direct solver: only its final point exists
             level = max(float(rows[metric].median()), floor)
             ax.axhline(level, color=color, ls="--", lw=1.2, label=f"{label} (final point, {len(rows)} runs)")
-            ax.plot(rows["iteration"].median(), level, "o", color=color, ms=5)
+            ax.plot(rows["time_s" if by_time else "iteration"].median(), level, "o", color=color, ms=5)
             continue
         stats = _quantiles(per_iteration(rows, metric), floor)
-        ax.plot(stats.index, stats["median"], color=color, lw=1.8, label=f"{label} (median, {rows['run_id'].nunique()} runs)")
-        ax.fill_between(stats.index, stats["low"], stats["high"], color=color, alpha=0.2, lw=0)
-        last = int(stats.index.max())
+        # median time at each iteration; the start (t = 0) sits at time 0, which a log axis cannot show
+        x = per_iteration(rows, "time_s").median(axis=1).to_numpy() if by_time else stats.index.to_numpy()
+        shown = x > 0 if by_time else np.ones(x.size, dtype=bool)
+        stats, x = stats[shown], x[shown]
+        if stats.empty:
+            continue
+        ax.plot(x, stats["median"], color=color, lw=1.8, label=f"{label} (median, {rows['run_id'].nunique()} runs)")
+        ax.fill_between(x, stats["low"], stats["high"], color=color, alpha=0.2, lw=0)
+        last = x[-1]
         if last < right_edge:  # a solver that stopped early stays visible: its final value carried to the edge
             # thin and faded, so the carried value is not mistaken for a (dotted) bound
             ax.plot([last, right_edge], [stats["median"].iloc[-1]] * 2, color=color, lw=0.9, alpha=0.45)
             ax.plot(last, stats["median"].iloc[-1], marker="o", ms=4, color=color)
-        if bounds and metric == "distance" and np.isfinite(rows["bound"]).any():
+        if bounds and not by_time and metric == "distance" and np.isfinite(rows["bound"]).any():
             bound = per_iteration(rows, "bound").median(axis=1).clip(lower=floor)
             ax.plot(bound.index, bound, color=color, ls=":", lw=1.5, label=f"{label} bound")
     ax.set_yscale("log")
-    ax.set_xlabel("iteration $t$")
+    if by_time:
+        ax.set_xscale("log")
+    ax.set_xlabel("solver time (s, median over runs)" if by_time else "iteration $t$")
     ax.set_ylabel(METRIC_LABELS.get(metric, metric))
     ax.legend(loc="best")
     return ax
@@ -85,7 +97,10 @@ def describe_instance(frame: pd.DataFrame, keys: tuple[str, ...] = ("m", "n", "d
     for key in keys:
         column = f"p_{key}"
         if column in frame and frame[column].nunique(dropna=False) == 1 and pd.notna(frame[column].iloc[0]):
-            parts.append(f"{'k*' if key == 'k_star' else key}={frame[column].iloc[0]}")
+            value = frame[column].iloc[0]
+            if isinstance(value, float) and value.is_integer():
+                value = int(value)  # a column with NaN elsewhere in the store reads back as float
+            parts.append(f"{'k*' if key == 'k_star' else key}={value}")
     return ", ".join(parts)
 
 

@@ -23,7 +23,7 @@ def mean_and_std(frame: pd.DataFrame, column: str) -> pd.DataFrame:
 def _panel(ax, runs: pd.DataFrame, column: str, floor: float = 1e-16) -> None:
     for solver, rows in runs.groupby("solver", sort=True):
         stats = mean_and_std(rows, column)
-        color = solver_color(solver)
+        color = solver_color(solver, runs["solver"].unique())
         label = f"{PAPER_LABELS.get(solver, solver)} ({rows['run_id'].nunique()} runs)"
         ax.plot(stats.index, stats["mean"].clip(lower=floor), color=color, lw=1.8, label=label)
         # mean ± std, kept inside the range of the runs: on a log axis mean − std can fall below every run

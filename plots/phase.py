@@ -115,7 +115,7 @@ def transition_comparison_figure(curves: pd.DataFrame, theory: pd.DataFrame, rul
             ls = styles[seen.get(solver, 0) % len(styles)]
             seen[solver] = seen.get(solver, 0) + 1
             fitted = rows.sort_values("delta_actual")  # NaN points break the line and the band
-            color = solver_color(solver)
+            color = solver_color(solver, curves["solver"].unique())
             ax.fill_between(fitted["delta_actual"], fitted["low"], fitted["high"], color=color, alpha=0.2, lw=0)
             ax.plot(fitted["delta_actual"], fitted["rho50"], marker="o", ms=3.5, ls=ls, lw=1.8, color=color,
                     label=f"{group_title(group, solver)}: 50% success")

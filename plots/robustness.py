@@ -66,7 +66,7 @@ def heat_maps_figure(table: pd.DataFrame, metric: str) -> Figure:
                 text = "—" if not np.isfinite(value) else (f"{value:.2f}" if metric == "support_f1" else _short(value))
                 ax.text(j, i, text, ha="center", va="center", fontsize=7,
                         color="white" if metric != "support_f1" and value > np.sqrt(GAP_FLOOR * norm.vmax) else "black")
-            ax.set_title(solver_label(solver), color=solver_color(solver), fontsize=10)
+            ax.set_title(solver_label(solver), color=solver_color(solver, solvers), fontsize=10)
             _axes_labels(ax, snrs, rhos)
         for ax in list(axes.flat)[len(solvers):]:
             ax.set_visible(False)
@@ -82,6 +82,7 @@ def winner_map_figure(winners: pd.DataFrame, excluded: tuple[str, ...] = ()) -> 
     and list the tied solvers. ``excluded`` solvers (named in the title) did not compete."""
     import matplotlib.pyplot as plt
 
+    everyone = {name for cell in winners["winners"] for name in cell.split(" = ")}
     snrs = sorted(winners["snr_db"].unique(), reverse=True)
     rhos = sorted(winners["rho"].unique())
     with style():
@@ -89,7 +90,7 @@ def winner_map_figure(winners: pd.DataFrame, excluded: tuple[str, ...] = ()) -> 
         for _, row in winners.iterrows():
             i, j = snrs.index(row["snr_db"]), rhos.index(row["rho"])
             names = row["winners"].split(" = ")
-            color = solver_color(names[0]) if len(names) == 1 else "0.85"
+            color = solver_color(names[0], everyone) if len(names) == 1 else "0.85"
             ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, color=color, alpha=0.55 if len(names) == 1 else 1.0))
             head = "" if len(names) == 1 else f"{len(names)}-way tie:\n"
             label = head + "\n".join(solver_label(n) for n in names[:4]) + ("\n…" if len(names) > 4 else "")

@@ -28,7 +28,7 @@ def plot_scaling(runs: pd.DataFrame, exponents: pd.DataFrame, metric: str, ax: A
     ylabel, slope_column, se_column = METRICS[metric]
     for group, part in runs.groupby("group", sort=True):
         solver = part["solver"].iloc[0]
-        color = solver_color(solver)
+        color = solver_color(solver, runs["solver"].unique())
         stats = part.groupby("d")[metric].agg(["median", "min", "max"])
         fit = exponents[exponents["group"] == group].iloc[0]
         slope, se = fit[slope_column], fit[se_column]

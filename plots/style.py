@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import zlib
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator
 
 import matplotlib
 import matplotlib.pyplot as plt
@@ -31,6 +31,8 @@ SOLVER_COLORS = {
     "iobs_exact": "#7f0000", "iobs_obs": "#ff9896", "stochastic_iht": "#aec7e8", "stochastic_iobs": "#f7b6d2",
     # tuned baselines (solvers/tuning.py): a darker shade of the default's hue, so both are told apart
     "iht_tuned": "#08306b", "htp_tuned": "#3f007d", "niht_tuned": "#00565e", "topk_iobs_tuned": "#67000d",
+    # second-order solvers (solvers/newton_pursuit.py, newton_step.py, splicing.py)
+    "nhtp": "#393b79", "gpnp": "#637939", "nsiht": "#e7ba52", "nshtp": "#7b4173", "splicing": "#000000",
 }
 #: Colours for solvers not listed above (a user's, added through hydra.searchpath): none of the fixed ones,
 #: so a user solver never takes a baseline's colour.
@@ -42,13 +44,32 @@ LABELS = {
     "basis_pursuit": "basis pursuit", "lasso": "Lasso", "topk_iobs": "Topk-I-OBS", "iobs_exact": "I-OBS (exact)",
     "iobs_obs": "I-OBS (OBS-corrected)", "stochastic_iht": "stochastic IHT", "stochastic_iobs": "stochastic I-OBS",
     "iht_tuned": "IHT (tuned)", "htp_tuned": "HTP (tuned)", "niht_tuned": "NIHT (tuned)",
-    "topk_iobs_tuned": "Topk-I-OBS (tuned)",
+    "topk_iobs_tuned": "Topk-I-OBS (tuned)", "nhtp": "NHTP", "gpnp": "GPNP", "nsiht": "NSIHT", "nshtp": "NSHTP",
+    "splicing": "splicing (abess)",
 }
 
 
-def solver_color(name: str) -> str | tuple[float, ...]:
-    """The solver's colour; unknown (user) solvers get a stable colour from a hash of the name."""
-    return SOLVER_COLORS.get(name, _PALETTE[zlib.crc32(name.encode()) % len(_PALETTE)])
+def solver_colors(names: Iterable[str]) -> dict[str, str | tuple[float, ...]]:
+    """The colour of each solver drawn in one figure: the fixed one of a known solver; for an unknown (user)
+    solver the palette colour at a hash of its name, or the next one free in this figure, so two user solvers
+    never share a colour (while the palette lasts: 20 user solvers per figure)."""
+    names = sorted(set(names))
+    colors = {name: SOLVER_COLORS[name] for name in names if name in SOLVER_COLORS}
+    taken: set[int] = set()
+    for name in names:
+        if name in colors:
+            continue
+        index = zlib.crc32(name.encode()) % len(_PALETTE)
+        while index in taken and len(taken) < len(_PALETTE):
+            index = (index + 1) % len(_PALETTE)
+        taken.add(index)
+        colors[name] = _PALETTE[index]
+    return colors
+
+
+def solver_color(name: str, among: Iterable[str] = ()) -> str | tuple[float, ...]:
+    """The solver's colour in a figure that also draws the solvers ``among`` (`solver_colors`)."""
+    return solver_colors([name, *among])[name]
 
 
 def solver_label(name: str) -> str:

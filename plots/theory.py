@@ -18,7 +18,7 @@ def plot_error_with_bounds(frame: pd.DataFrame, ax: Axes) -> Axes:
     the bound computed at every step from the measured previous error — and the bound from estimated
     constants (dotted). Iterations where the theorem's assumptions fail are shaded in the solver's colour."""
     for solver, rows in frame.groupby("solver", sort=True):
-        color, label = solver_color(solver), solver_label(solver)
+        color, label = solver_color(solver, frame["solver"].unique()), solver_label(solver)
         error = per_iteration(rows, "distance").median(axis=1).clip(lower=FLOOR)
         ax.plot(error.index, error, color=color, lw=1.8, label=f"{label} (measured)")
         certified = rows.assign(bound=rows["bound"].where(rows["bound_note"] == ""))
@@ -47,9 +47,9 @@ def plot_order(frame: pd.DataFrame, ax: Axes, floor: float = 1e-13) -> Axes:
             keep = (e[:-1] > floor) & (e[1:] > floor)
             pairs.append((solver, e[:-1][keep], e[1:][keep]))
     for solver, before, after in pairs:
-        ax.loglog(before, after, "o", ms=3, alpha=0.6, color=solver_color(solver))
+        ax.loglog(before, after, "o", ms=3, alpha=0.6, color=solver_color(solver, frame["solver"].unique()))
     for solver in sorted({p[0] for p in pairs}):
-        ax.plot([], [], "o", color=solver_color(solver), label=solver_label(solver))
+        ax.plot([], [], "o", color=solver_color(solver, frame["solver"].unique()), label=solver_label(solver))
     before = np.concatenate([p[1] for p in pairs]) if pairs else np.array([])
     after = np.concatenate([p[2] for p in pairs]) if pairs else np.array([])
     if before.size:

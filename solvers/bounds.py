@@ -597,6 +597,35 @@ def _register_package_theorems() -> None:
     register_no_bound(NIHT, "adaptive step size (the Blumensath & Davies 2010 guarantee is not implemented)")
     register_no_bound(OMP, "no per-iteration contraction (OMP guarantees are exact recovery after k steps)")
     register_no_bound(OBSIOBS, "Theorem 1 needs the optimal support, not the greedy OBS one")
+    _register_newton_pursuit()
+    _register_newton_step()
+
+
+def _register_newton_step() -> None:
+    """NSIHT is Topk-I-OBS on least squares (`solvers.newton_step`), so Lemma 3 bounds it under the same
+    conditions (λ = 1, ε = 0); NSHTP's refit breaks the one-step argument."""
+    from solvers.newton_step import NSHTP, NSIHT
+    from solvers.splicing import Splicing
+
+    register_theorems(NSIHT, Theorem("Wu et al. 2024, Lemma 3 (NSIHT is Topk-I-OBS on least squares)",
+                                     quadratic_rule(topk_iobs_lemma3), order=2))
+    register_no_bound(NSHTP, "the RIP conditions of Meng & Zhao 2020 for NSHTP are not implemented")
+    register_no_bound(Splicing, "abess's guarantees (Zhu et al. 2020) are support-recovery results in "
+                                "probability, not a per-iteration contraction")
+
+
+def _register_newton_pursuit() -> None:
+    """NHTP and GPNP: their quadratic rates are asymptotic, so no per-step bound is drawn (the reasons say why)."""
+    from solvers.newton_pursuit import GPNP, NHTP
+
+    register_no_bound(NHTP, "the quadratic rate of Zhou, Xiu & Qi 2021 (e_{t+1} <= c e_t^2 under "
+                            "restricted strong convexity/smoothness and a restricted-Lipschitz Hessian) holds only "
+                            "from an unknown iteration on (once T_t = supp(x*) and the full Newton step passes the "
+                            "descent and Armijo tests of Steps 3-4), and for eta, gamma below thresholds the "
+                            "defaults do not check; it gives no bound on a step from e_t alone")
+    register_no_bound(GPNP, "the quadratic rate of Zhou 2022 holds only once the support has settled and the Newton "
+                            "step is accepted, from an iteration the restricted constants do not determine; it "
+                            "gives no bound on a step from e_t alone")
 
 
 _register_package_theorems()

@@ -72,6 +72,9 @@ class _SecondOrderSolver(IterativeSolver):
     instead of allocating λI and the sum every iteration.
     """
 
+    #: The damping's parameter name in messages (subclasses that follow another paper's notation rename it).
+    damping_name: str = "damping"
+
     def __init__(self, *, damping: float = 0.0, **common: Any):
         super().__init__(**common)
         self.damping = damping
@@ -102,8 +105,8 @@ class _SecondOrderSolver(IterativeSolver):
             factor = cholesky_factor(H)
         except np.linalg.LinAlgError:
             raise SolverConfigError(
-                f"{self.name}: the Hessian + damping*I (damping={self.damping:g}) is not positive definite; "
-                "set damping > 0") from None
+                f"{self.name}: the Hessian + {self.damping_name}*I ({self.damping_name}={self.damping:g}) is not "
+                f"positive definite; set {self.damping_name} > 0") from None
         state.cache["n_factorizations"] += 1
         return Curvature(H=H, factor=factor)
 

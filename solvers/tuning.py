@@ -269,7 +269,8 @@ class Tuned(Solver):
         """A copy of a trace row whose ``time_s`` is charged the whole grid: scaled by total/own (see Notes)."""
         charged = dict(row)
         if own_time > 0:
-            charged["time_s"] = row["time_s"] * (total_time / own_time)
+            # min: row time ≤ own time, so the product is ≤ total but for one rounding
+            charged["time_s"] = min(row["time_s"] * (total_time / own_time), total_time)
         else:
             charged["time_s"] = row["time_s"] + total_time
         return charged

@@ -33,8 +33,9 @@ def duplicated_columns() -> LeastSquaresProblem:
 
 
 def solver_for(path, problem):
-    damped = "damping" in OmegaConf.load(path)  # Newton-type solvers need a PD Hessian: give them damping
-    return make(path, **({"damping": 1e-6} if damped else {}))
+    config = OmegaConf.load(path)  # Newton-type solvers need a PD Hessian: give them damping (NSIHT calls it ε)
+    damping = next((name for name in ("damping", "epsilon") if name in config), None)
+    return make(path, **({damping: 1e-6} if damping else {}))
 
 
 @pytest.mark.parametrize("path", SOLVER_YAMLS, ids=[p.stem for p in SOLVER_YAMLS])

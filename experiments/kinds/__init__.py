@@ -1,27 +1,47 @@
 """The experiment kinds: what one Hydra job of ``experiment=<name>`` runs, and how the sweep reports.
 
-A kind is three functions — ``run(cfg) -> rows`` (the job), ``report(rows, out_dir, cfg) -> paths`` (the
+A kind is three functions — ``job(cfg) -> rows`` (the job), ``report(rows, out_dir, cfg) -> paths`` (the
 end-of-sweep figures and tables) and ``validate(cfg, checked)`` (before any job starts) — registered here by
 name, so the dispatch can be read and followed: ``conf/experiment/<file>.yaml`` says ``kind: <name>``.
+
+`Kind.run` runs the job and records which runs belong to it (`experiments.store.manifest`): the report receives
+exactly the runs of its sweep, labelled with the experiment (and part) they play in it, whether a job computed
+them or found them stored by another experiment. A job's rows may carry a ``part`` column (with ``experiment``
+set to the part's name, as `experiments.kinds.compare` does); otherwise every run plays ``experiment.name``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable
+
+import pandas as pd
+from hydra.core.hydra_config import HydraConfig
 
 from experiments.execution import runner
 from experiments.kinds import (compare, conditioning, convergence, paper, phase_transition, pruning, robustness,
-                               scaling, theory)
+                               scaling, second_order, theory)
+from experiments.store import manifest
 
 
 @dataclass(frozen=True)
 class Kind:
     """The job, report and sweep-time validator of an experiment kind."""
 
-    run: Callable[[Any], Any]
+    job: Callable[[Any], pd.DataFrame]
     report: Callable[..., list]
     validate: Callable[..., None] = runner.validate
+
+    def run(self, cfg: Any) -> pd.DataFrame:
+        """Run the job and return its rows; inside a Hydra job, also write the job's manifest (its runs, each
+        with the experiment and part it plays) into the job's output folder and a copy into the results root."""
+        frame = self.job(cfg)
+        if HydraConfig.initialized():
+            members = manifest.job_members(frame, str(cfg.experiment.name))
+            manifest.write_job_manifest(Path(HydraConfig.get().runtime.output_dir), members,
+                                        runner.results_root(cfg))
+        return frame
 
 
 KINDS: dict[str, Kind] = {
@@ -35,6 +55,7 @@ KINDS: dict[str, Kind] = {
     "compare": Kind(compare.run, compare.report, compare.validate),
     "robustness": Kind(robustness.run, robustness.report, robustness.validate),
     "pruning": Kind(pruning.run, pruning.report, pruning.validate),
+    "second_order": Kind(second_order.run, second_order.report),
 }
 
 
