@@ -51,6 +51,7 @@ def plot_convergence(frame: pd.DataFrame, metric: str = "distance", ax: Axes | N
         raise ValueError(f"against={against!r} must be 'iteration' or 'time'")
     by_time = against == "time"
     right_edge = float(frame["time_s"].max()) if by_time else int(frame["iteration"].max())
+    drawn: dict[str, np.ndarray] = {}
     for solver, rows in frame.groupby("solver", sort=True):
         color, label = solver_color(solver, frame["solver"].unique()), solver_label(solver)
         failed = rows.groupby("run_id")["status"].last().eq("error")
@@ -71,7 +72,13 @@ def plot_convergence(frame: pd.DataFrame, metric: str = "distance", ax: Axes | N
         stats, x = stats[shown], x[shown]
         if stats.empty:
             continue
-        ax.plot(x, stats["median"], color=color, lw=1.8, label=f"{label} (median, {rows['run_id'].nunique()} runs)")
+        # a solver whose curve is another's (NSIHT and Topk-I-OBS on least squares) would hide under it:
+        # drawn dashed on top and named as equal, so both stay visible
+        twin = next((name for name, curve in drawn.items() if curve.shape == stats["median"].shape
+                     and np.allclose(curve, stats["median"], rtol=1e-9, atol=0)), None) if not by_time else None
+        drawn[label] = stats["median"].to_numpy()
+        ax.plot(x, stats["median"], color=color, lw=1.8, ls=(0, (4, 3)) if twin else "-",
+                label=f"{label} ({'= ' + twin + '; ' if twin else ''}median, {rows['run_id'].nunique()} runs)")
         ax.fill_between(x, stats["low"], stats["high"], color=color, alpha=0.2, lw=0)
         last = x[-1]
         if last < right_edge:  # a solver that stopped early stays visible: its final value carried to the edge
