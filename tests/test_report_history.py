@@ -85,8 +85,8 @@ PRODUCED = {
 SHARED_ONLY = {"convergence": ("hydra/launcher=joblib", "hydra.launcher.n_jobs=2")}
 #: Columns that hold (or are fitted to) wall-clock times, or stamps: they legitimately differ between roots.
 VOLATILE = re.compile(r"time|created_at|exponent|^se_")
-#: Figures that draw wall-clock times.
-TIMED_FIGURES = {"scaling", "conditioning"}
+#: Figures with a time axis (or panel): their pixels depend on the machine's timings, their tables are compared.
+TIMED_FIGURES = {"scaling", "conditioning", "second_order"}
 
 
 def prepare(cli: Cli) -> Cli:
