@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-all install bench clean
+.PHONY: demo test test-all test-slurm install bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,11 @@ test: $(STAMP)
 
 test-all: $(STAMP)
 	$(TEST_ENV) $(BIN)/python -m pytest -q -m ''
+
+# Integration test against a real single-node SLURM (tests/test_slurm.py, about a minute), run as root: starts a
+# throwaway cluster with tests/slurm/start_slurm.sh (needs `apt-get install -y slurm-wlm munge`, no systemd).
+test-slurm: $(STAMP)
+	eval "$$(tests/slurm/start_slurm.sh)" && $(TEST_ENV) $(BIN)/python -m pytest -q -m slow tests/test_slurm.py
 
 # Performance benchmarks (python -m benchmarks.run --help): installs the peers (optional extra .[bench]), writes
 # benchmarks/results/benchmarks.csv and .md. Takes about half an hour (four full-size phase diagrams).

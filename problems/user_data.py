@@ -8,6 +8,7 @@ columns of the results are NaN (the truth is unknown) and ``k_star`` must be giv
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -19,20 +20,44 @@ ARRAY_NAMES = ("A", "y", "x_star")
 
 
 def _read_arrays(path: Path) -> dict[str, Any]:
-    """The arrays named A, y, x_star found in ``path`` (missing ones are absent from the dict)."""
+    """The arrays named A, y, x_star found in ``path`` (missing ones are absent from the dict); a file its
+    reader cannot parse raises a one-line ``ValueError`` saying what to do."""
     if path.is_dir():
-        return {name: np.load(path / f"{name}.npy", allow_pickle=False)
-                for name in ARRAY_NAMES if (path / f"{name}.npy").is_file()}
+        arrays = {}
+        for name in ARRAY_NAMES:
+            if (path / f"{name}.npy").is_file():
+                try:
+                    arrays[name] = np.load(path / f"{name}.npy", allow_pickle=False)
+                except (OSError, ValueError, EOFError) as exc:
+                    raise ValueError(f"{name}.npy is not a readable .npy file ({_reason(exc)}); "
+                                     "write it with numpy.save") from None
+        return arrays
     suffix = path.suffix.lower()
     if suffix == ".npz":
-        with np.load(path, allow_pickle=False) as data:
-            return {name: data[name] for name in ARRAY_NAMES if name in data.files}
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                return {name: data[name] for name in ARRAY_NAMES if name in data.files}
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile, AttributeError) as exc:
+            raise ValueError(f"not a readable .npz file ({_reason(exc)}); write it with numpy.savez(path, A=A, y=y)") \
+                from None
     if suffix == ".mat":
         import scipy.io
 
-        data = scipy.io.loadmat(path)
+        try:
+            data = scipy.io.loadmat(path)
+        except NotImplementedError:  # scipy reads MATLAB files up to v7; v7.3 files are HDF5
+            raise ValueError("a MATLAB v7.3 (HDF5) file, which scipy cannot read; save it with "
+                             "save(file, 'A', 'y', '-v7') or convert it to .npz") from None
+        except Exception as exc:  # MatReadError (not a ValueError), ValueError, struct errors of a damaged file
+            raise ValueError(f"not a readable MATLAB file ({_reason(exc)}); save A, y[, x_star] with "
+                             "MATLAB's save(file, 'A', 'y', '-v7') or numpy.savez to .npz") from None
         return {name: data[name] for name in ARRAY_NAMES if name in data}
     raise ValueError(f"unsupported file type {suffix!r}; use .npz, .mat or a folder of A.npy, y.npy[, x_star.npy]")
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).splitlines()[0].strip() if str(exc).strip() else ""
+    return text.rstrip(".") or type(exc).__name__
 
 
 def _as_float(name: str, value: Any, ndim: int) -> np.ndarray:
@@ -67,6 +92,8 @@ def make_from_file(path: str, k_star: int | None = None, seed: int = 0, name: st
         One line starting with ``problem from_file (<path>):`` for a missing, malformed, mismatched, empty or
         non-finite input.
     """
+    if path in (None, "", "???"):  # "???": the config's mandatory value, left unset
+        raise ValueError("problem.path is required: give problem.path=<.npz, .mat or a folder of .npy files>")
     try:
         return _load(Path(path).expanduser(), k_star, seed, name)
     except (ValueError, OSError, KeyError) as exc:

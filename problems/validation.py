@@ -87,6 +87,10 @@ def choice(name: str, value: Any, options: Iterable[Any], error: ValueErrorType 
     return value
 
 
+#: The largest integer the result store holds (its integer columns are int64).
+INT64_MAX = 2**63 - 1
+
+
 def seed(value: Any, name: str = "seed") -> int:
-    """A random seed: a non-negative integer."""
-    return integer(name, value, low=0)
+    """A random seed: a non-negative integer the result store can hold (int64)."""
+    return integer(name, value, low=0, high=INT64_MAX, what="2**63-1, the largest the result store holds")

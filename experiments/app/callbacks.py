@@ -9,7 +9,9 @@ a stored run was first computed.
 from __future__ import annotations
 
 import logging
-import sys
+import os
+import re
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +21,11 @@ from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig, OmegaConf
 
+from experiments import errors
+from experiments.execution import preflight
 from experiments.execution.runner import results_root
 from experiments.store import manifest
 from experiments.store.manifest import MANIFEST, sweep_members  # noqa: F401  (re-exported)
@@ -84,41 +89,108 @@ def write_report(cfg: DictConfig, runs: list[str] | pd.DataFrame, out_dir: Path)
     return paths
 
 
+def overrides_of(config: DictConfig, which: str) -> list[str]:
+    """The command-line overrides (``task`` or ``hydra``) as typed: an interpolation such as ``problem.m=${x}``
+    stays text (iterating the config node would resolve it, and fail outside any job)."""
+    return [str(o) for o in OmegaConf.to_container(config.hydra.overrides[which], resolve=False)]
+
+
 def sweep_points(config: DictConfig) -> list[list[str]]:
     """The job overrides of a multirun, expanded exactly as Hydra's basic sweeper expands them
     (sweeper params from the config first, command-line overrides win)."""
     params = [f"{key}={value}" for key, value in (config.hydra.sweeper.get("params") or {}).items()]
     parser = OverridesParser.create(config_loader=GlobalHydra.instance().config_loader())
-    overrides = parser.parse_overrides(params + list(config.hydra.overrides.task))
+    overrides = parser.parse_overrides(params + overrides_of(config, "task"))
     return [list(job) for batch in BasicSweeper.split_arguments(overrides, None) for job in batch]
 
 
+def _source(key: str, variable: str, raw: Any, config: DictConfig) -> str:
+    """How a path setting reads in a message: the environment variable when it came from there."""
+    given = any(o.startswith(f"{key}=") for o in overrides_of(config, "task"))
+    return variable if not given and os.environ.get(variable) == str(raw) else key
+
+
+def check_folders(config: DictConfig, points: list[DictConfig]) -> None:
+    """The results root of every point and Hydra's output folder can be created and written (a probe file,
+    removed after; nothing is left behind), before any work."""
+    for raw in dict.fromkeys(str(cfg.paths.results) for cfg in points):
+        preflight.writable_folder(raw, _source("paths.results", "OBSBENCH_RESULTS", raw, config))
+    multirun = config.hydra.mode == RunMode.MULTIRUN
+    out_dir, outputs = str(config.hydra.sweep.dir if multirun else config.hydra.run.dir), str(config.paths.outputs)
+    if Path(out_dir).is_relative_to(outputs):
+        preflight.writable_folder(outputs, _source("paths.outputs", "OBSBENCH_OUTPUTS", outputs, config))
+    preflight.writable_folder(out_dir, "hydra.sweep.dir" if multirun else "hydra.run.dir")
+
+
+def check_launcher(config: DictConfig) -> None:
+    """Launcher settings that would fail only once the sweep folder exists (joblib's ``n_jobs``)."""
+    launcher = config.hydra.get("launcher") or {}
+    if "n_jobs" in launcher:
+        n_jobs = launcher.n_jobs
+        if n_jobs is not None and (isinstance(n_jobs, bool) or not isinstance(n_jobs, int) or n_jobs == 0):
+            raise ValueError(f"hydra.launcher.n_jobs={n_jobs!r} must be a non-zero integer (-1: every core)")
+
+
+def validate_point(cfg: DictConfig, checked: set[str]) -> None:
+    """One composed job config: integers the store can hold, then its kind's validator (problem and solver
+    built and cross-checked; the memory they need estimated first)."""
+    from experiments.kinds import kind_of
+
+    preflight.check_integers(cfg.seed, "seed")
+    for group in ("problem", "solver", "experiment"):
+        if group in cfg:
+            preflight.check_integers(OmegaConf.to_container(cfg[group], resolve=True), group)
+    kind_of(cfg).validate(cfg, checked)
+
+
+def _stop(config: DictConfig, exc: BaseException, context: str = "", code: int | None = None) -> errors.Refusal:
+    """The one-line refusal of an exception raised inside a callback (whose other exceptions Hydra would turn
+    into a warning and go on); with ``hydra.verbose`` the traceback is printed first."""
+    if not isinstance(exc, errors.Refusal) and errors.wants_traceback(config.hydra.get("verbose")):
+        traceback.print_exception(exc)
+    return errors.refusal(exc, context, code)
+
+
 class ValidateSweep(Callback):
-    """Before any job of a multirun starts, compose every sweep point and run its experiment's validator
-    (the kind's ``validate``, `experiments.kinds.KINDS`): one invalid point stops the sweep
-    with a one-line message naming it, and nothing runs."""
+    """Before any job starts (and before Hydra creates its output folder), compose every sweep point and run
+    its experiment's validator (the kind's ``validate``, `experiments.kinds.KINDS`), then check the launcher,
+    the results root and the output folder: any exception stops the sweep with one line naming the point,
+    and nothing runs or is written. A single run (``hydra.mode=RUN``) is checked the same way."""
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         checked: set[str] = set()
-        points = sweep_points(config)
-        composed: set[tuple[str, ...]] = set()
-        for job in points:
-            # Points that differ only in the seed share problem and solver settings: compose one of them.
-            shape = tuple(o for o in job if not o.startswith("seed="))
-            seeds = [o.split("=", 1)[1] for o in job if o.startswith("seed=")]
-            if shape in composed and all(s.isdigit() for s in seeds):
-                continue
-            composed.add(shape)
-            cfg = compose(config_name=config.hydra.job.config_name,
-                          overrides=list(config.hydra.overrides.hydra) + job)
-            try:
-                from experiments.kinds import kind_of
-
-                kind_of(cfg).validate(cfg, checked)
-            except ValueError as exc:
-                sys.stderr.write(f"sweep point [{' '.join(job)}]: {exc}\n")
-                raise SystemExit(2) from None
+        job: list[str] = []
+        try:
+            check_launcher(config)
+            points = sweep_points(config)
+            composed: dict[tuple[str, ...], DictConfig] = {}
+            for job in points:
+                # Points that differ only in the seed share problem and solver settings: compose one of them.
+                shape = tuple(o for o in job if not o.startswith("seed="))
+                seeds = [o.split("=", 1)[1] for o in job if o.startswith("seed=")]
+                if shape in composed and all(s.isdigit() and int(s) <= preflight.INT64_MAX for s in seeds):
+                    continue
+                composed[shape] = cfg = compose(config_name=config.hydra.job.config_name,
+                                                overrides=overrides_of(config, "hydra") + job)
+                validate_point(cfg, checked)
+            job = []
+            check_folders(config, list(composed.values()))
+        except errors.Refusal:
+            raise
+        except Exception as exc:
+            # the point as typed: the sweeper escapes special characters (\\{ for {)
+            label = re.sub(r"\\(.)", r"\1", " ".join(job))
+            raise _stop(config, exc, f"sweep point [{label}]" if job else "") from None
         log.info("validated %d sweep points (%d distinct configurations)", len(points), len(checked))
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        try:
+            validate_point(config, set())
+            check_folders(config, [config])
+        except errors.Refusal:
+            raise
+        except Exception as exc:
+            raise _stop(config, exc) from None
 
 
 class SweepReport(Callback):
@@ -128,5 +200,8 @@ class SweepReport(Callback):
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
-        write_report(config, sweep_members(sweep_dir), sweep_dir)
-        ResultStore(results_root(config)).remove_stale_temporaries()
+        try:
+            write_report(config, sweep_members(sweep_dir), sweep_dir)
+            ResultStore(results_root(config)).remove_stale_temporaries()
+        except Exception as exc:  # Hydra would make it a warning and exit 0
+            raise _stop(config, exc, "end-of-sweep report", errors.FAILED) from None

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import logging
 import multiprocessing as mp
+import signal
 import time
 from multiprocessing.connection import Connection
 
 from typing import Any, Sequence
 
+from experiments.execution import interrupt
 from problems.base import Problem
 from solvers.base import Result, Solver, Trace
 
@@ -24,6 +26,8 @@ GRACE_SECONDS = 1.0
 
 
 def _solve_in_child(solver: Solver, problem: Problem, channel: Connection, callbacks: Sequence[Any]) -> None:
+    interrupt.detach_child()  # the parent answers the scheduler's signals (and kills this worker)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the process group: the parent reports it alone
     try:
         channel.send(solver.run(problem, callbacks=callbacks))
     finally:

@@ -14,6 +14,7 @@ import pandas as pd
 from hydra.utils import get_method
 from omegaconf import DictConfig, OmegaConf
 
+from experiments.execution import interrupt, preflight
 from experiments.execution.guard import hard_deadline, run_with_deadline
 from experiments.store.reference import ORACLE_MODES, reference_for
 from experiments.store.results import ResultStore, run_id, tidy_rows
@@ -51,6 +52,8 @@ def build(node: DictConfig | Mapping[str, Any], group: str, **extra: Any) -> Any
     if unknown:
         raise ValueError(f"{group}.{unknown[0]} is not a parameter of {target_path}; "
                          f"known: {', '.join(sorted(accepted - set(extra)))}")
+    if not (inspect.isclass(target) and issubclass(target, Solver)):
+        preflight.check_memory(params)  # a problem: refuse before allocating what the machine does not have
     return target(**params, **extra)
 
 
@@ -79,10 +82,19 @@ class RunSpec:
     oracle: str = "auto"
     #: Seconds the branch-and-bound certificate of the reference may take (``oracle_time_limit``); not part of the id.
     oracle_time_limit: float = 60.0
+    #: Hash of the content of the user files the problem reads (`preflight.content_digest`; "" for none): part
+    #: of the id, so a rewritten file is a new run, never the stored results of the old one.
+    inputs: str = ""
 
     @property
     def run_id(self) -> str:
-        return run_id(self.problem, self.solver, self.seed)
+        extra = {"inputs": self.inputs} if self.inputs else {}
+        return run_id(self.problem, self.solver, self.seed, **extra)
+
+    @property
+    def problem_key(self) -> dict[str, Any]:
+        """The problem config with the content hash of its files: the key of caches derived from the instance."""
+        return {**self.problem, "inputs": self.inputs} if self.inputs else dict(self.problem)
 
     @classmethod
     def from_config(cls, cfg: DictConfig) -> RunSpec:
@@ -93,8 +105,11 @@ class RunSpec:
         time_limit = cfg.get("oracle_time_limit", 60.0)
         if isinstance(time_limit, bool) or not isinstance(time_limit, (int, float)) or not time_limit >= 0:
             raise ValueError(f"oracle_time_limit={time_limit!r} must be a number of seconds >= 0 (0: no certificate)")
-        return cls(experiment=str(cfg.experiment.name), problem=resolved(cfg.problem), solver=resolved(cfg.solver),
-                   seed=seed, oracle=oracle, oracle_time_limit=float(time_limit))
+        problem, solver = resolved(cfg.problem), resolved(cfg.solver)
+        preflight.check_integers(problem, "problem")
+        preflight.check_integers(solver, "solver")
+        return cls(experiment=str(cfg.experiment.name), problem=problem, solver=solver, seed=seed, oracle=oracle,
+                   oracle_time_limit=float(time_limit), inputs=preflight.content_digest(problem))
 
 
 class NotApplicable(Exception):
@@ -107,6 +122,7 @@ def prepare(spec: RunSpec) -> tuple[Problem, Solver]:
 
     Raises `NotApplicable` when the solver declares it cannot handle the problem (`Solver.skip`).
     """
+    preflight.check_memory(spec.problem, spec.solver)
     problem = build(spec.problem, "problem", seed=spec.seed)
     solver = build(spec.solver, "solver")
     skip, reason = solver.skip(problem)
@@ -142,8 +158,9 @@ def execute(spec: RunSpec, store: ResultStore, keep_solution: bool = False) -> p
     With ``keep_solution`` the final point is stored too (before the rows, so a stored run always has it).
     """
     rid = spec.run_id
-    if store.has(rid) and (not keep_solution or store.solution_path(rid).is_file()):
-        rows = store.read(rid)
+    rows = store.read_valid(rid) if store.has(rid) and (not keep_solution or store.solution_path(rid).is_file()) \
+        else None
+    if rows is not None:  # an unreadable stored file was set aside with a warning: computed again below
         first = rows["experiment"].iloc[0] if len(rows) and "experiment" in rows else spec.experiment
         log.info("run %s already stored (computed under experiment %s), skipping", rid, first)
         return rows
@@ -154,10 +171,13 @@ def execute(spec: RunSpec, store: ResultStore, keep_solution: bool = False) -> p
         return pd.DataFrame(columns=["run_id"])
     budget = getattr(solver, "time_budget", None)
     observers = [BoundTracker(problem)]  # the theory observes the run; the solver never sees it
-    result = (run_with_deadline(solver, problem, hard_deadline(budget), observers) if budget
-              else solver.run(problem, callbacks=observers))
-    reference = reference_for(problem, solver, mode=spec.oracle, root=store.root, problem_config=spec.problem,
-                              seed=spec.seed, time_limit=spec.oracle_time_limit)
+    # A scheduler signal (time limit, scancel) ends the solve: stored as `interrupted`, which a rerun recomputes.
+    result, stopped = interrupt.solve(problem, observers, lambda watchers: (
+        run_with_deadline(solver, problem, hard_deadline(budget), watchers) if budget
+        else solver.run(problem, callbacks=watchers)))
+    reference = None if stopped else reference_for(
+        problem, solver, mode=spec.oracle, root=store.root, problem_config=spec.problem_key, seed=spec.seed,
+        time_limit=spec.oracle_time_limit)
     frame = tidy_rows(result.trace, run=rid, experiment=spec.experiment, problem=problem.name, solver=solver.name,
                       seed=spec.seed, problem_params=problem.params, solver_params=solver.get_params(),
                       status=result.status, message=result.message,
@@ -167,9 +187,15 @@ def execute(spec: RunSpec, store: ResultStore, keep_solution: bool = False) -> p
     path = store.write(rid, frame)
     log.info("%s on %s (seed %d): %s after %d iterations, rel. error %.2e -> %s", solver.name, problem.name,
              spec.seed, result.status, result.n_iter, frame["rel_error"].iloc[-1], path)
+    if stopped is not None:  # the job is being ended: stop here, the submitter reports it in one line
+        raise interrupt.JobInterrupted(result.message) from stopped.original
     return frame
 
 
 def results_root(cfg: DictConfig) -> Path:
-    """The configured results root as an absolute path."""
-    return Path(str(cfg.paths.results)).expanduser().resolve()
+    """The configured results root as an absolute path (an empty ``paths.results`` is refused: it would mean
+    the current folder)."""
+    raw = cfg.paths.results
+    if raw is None or not str(raw).strip():
+        raise ValueError("paths.results is empty: give a folder for the result store (default: results)")
+    return Path(str(raw)).expanduser().resolve()

@@ -19,7 +19,7 @@ from typing import Any, Callable
 import pandas as pd
 from hydra.core.hydra_config import HydraConfig
 
-from experiments.execution import runner
+from experiments.execution import interrupt, runner
 from experiments.kinds import (compare, conditioning, convergence, paper, phase_transition, pruning, robustness,
                                scaling, second_order, theory)
 from experiments.store import manifest
@@ -32,30 +32,48 @@ class Kind:
     job: Callable[[Any], pd.DataFrame]
     report: Callable[..., list]
     validate: Callable[..., None] = runner.validate
+    #: The job's memberships without running it (None: cannot tell before running); lets a sweep skip points
+    #: whose runs are all stored (`experiments.execution.sweep`).
+    plan: Callable[[Any], pd.DataFrame] | None = None
 
     def run(self, cfg: Any) -> pd.DataFrame:
         """Run the job and return its rows; inside a Hydra job, also write the job's manifest (its runs, each
-        with the experiment and part it plays) into the job's output folder and a copy into the results root."""
-        frame = self.job(cfg)
+        with the experiment and part it plays) into the job's output folder and a copy into the results root.
+        A job ended by the scheduler (`experiments.execution.interrupt`) raises `JobInterrupted` after listing
+        its planned runs."""
+        try:
+            with interrupt.scheduler_signals():
+                frame = self.job(cfg)
+        except (interrupt.Interrupted, interrupt.JobInterrupted) as stop:
+            self._list_planned(cfg)
+            if isinstance(stop, interrupt.Interrupted):
+                raise interrupt.JobInterrupted(stop.cause) from stop.original
+            raise
         if HydraConfig.initialized():
             members = manifest.job_members(frame, str(cfg.experiment.name))
             manifest.write_job_manifest(Path(HydraConfig.get().runtime.output_dir), members,
                                         runner.results_root(cfg))
         return frame
 
+    def _list_planned(self, cfg: Any) -> None:
+        """Write the manifest of an interrupted job from its plan, so that its report shows the record."""
+        if self.plan is not None and HydraConfig.initialized():
+            manifest.write_job_manifest(Path(HydraConfig.get().runtime.output_dir), self.plan(cfg),
+                                        runner.results_root(cfg))
+
 
 KINDS: dict[str, Kind] = {
-    "convergence": Kind(convergence.run, convergence.report),
-    "conditioning": Kind(convergence.run, conditioning.report),
+    "convergence": Kind(convergence.run, convergence.report, plan=convergence.plan),
+    "conditioning": Kind(convergence.run, conditioning.report, plan=convergence.plan),
     "constants": Kind(theory.constants_job, convergence.report, theory.validate_constants),
-    "rates": Kind(convergence.run, theory.rates_report),
+    "rates": Kind(convergence.run, theory.rates_report, plan=convergence.plan),
     "paper": Kind(paper.run, paper.report, paper.validate),
     "phase_transition": Kind(phase_transition.run, phase_transition.report, phase_transition.validate),
     "scaling": Kind(scaling.run, scaling.report, scaling.validate),
     "compare": Kind(compare.run, compare.report, compare.validate),
     "robustness": Kind(robustness.run, robustness.report, robustness.validate),
     "pruning": Kind(pruning.run, pruning.report, pruning.validate),
-    "second_order": Kind(second_order.run, second_order.report),
+    "second_order": Kind(second_order.run, second_order.report, plan=convergence.plan),
 }
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 from omegaconf import DictConfig
 
+from experiments.store import manifest
 from experiments.store.results import ResultStore
 from experiments.execution.runner import RunSpec, execute, results_root
 from experiments.store.summary import format_table, summarise
@@ -25,6 +26,12 @@ log = logging.getLogger(__name__)
 def run(cfg: DictConfig) -> pd.DataFrame:
     """Run the job's (problem, solver, seed) and return its rows (read back if already stored)."""
     return execute(RunSpec.from_config(cfg), ResultStore(results_root(cfg)))
+
+
+def plan(cfg: DictConfig) -> pd.DataFrame:
+    """The job's memberships (`experiments.store.manifest`) without running it: its one run, playing
+    ``experiment.name`` (what `run` lists in its manifest)."""
+    return manifest.job_members(pd.DataFrame({"run_id": [RunSpec.from_config(cfg).run_id]}), str(cfg.experiment.name))
 
 
 def report(frame: pd.DataFrame, out_dir: Path, cfg: DictConfig) -> list[Path]:

@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 from pathlib import Path
 
 import pandas as pd
 
+from experiments import errors
 from experiments.store.manifest import experiment_labels, stored_members
 from experiments.store.results import final_rows, load, split_tables
 from experiments.store.summary import summarise
@@ -104,10 +104,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--success-tol", type=float, default=1e-4, help="success threshold on the relative error")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    try:
-        paths = collect(args.root, args.out or args.root, args.success_tol)
-    except ValueError as exc:
-        sys.stderr.write(f"obsbench-collect: error: {exc}\n")
-        raise SystemExit(2) from None
+    with errors.boundary("obsbench-collect"):  # one line for any failure (experiments.errors)
+        out = args.out or args.root
+        if not args.root.is_dir():
+            raise ValueError(f"{args.root} is not a folder of results" if args.root.exists()
+                             else f"no results under {args.root} (no such folder)")
+        if out.exists() and not out.is_dir():
+            raise ValueError(f"--out {out} is a file, not a folder")
+        paths = collect(args.root, out, args.success_tol)
     for path in paths:
         log.info("wrote %s", path)

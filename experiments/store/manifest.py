@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 from pathlib import Path
 from typing import Iterable
@@ -34,6 +35,8 @@ from typing import Iterable
 import pandas as pd
 
 from experiments.store.results import IDENTITY_COLUMNS, OUTCOME_COLUMNS, TRACE_COLUMNS, ResultStore, atomic_write
+
+log = logging.getLogger(__name__)
 
 #: File name of a job's manifest, in the job's output folder.
 MANIFEST = "runs.json"
@@ -107,6 +110,16 @@ def read_manifest(path: Path) -> pd.DataFrame:
     return canonical(pd.DataFrame.from_records(records, columns=list(COLUMNS)))
 
 
+def _readable_manifest(path: Path) -> pd.DataFrame | None:
+    """`read_manifest`, or None with a one-line warning naming a file that cannot be read (damaged, foreign)."""
+    try:
+        return read_manifest(path)
+    except (OSError, ValueError, TypeError, AttributeError, KeyError) as exc:
+        log.warning("skipped unreadable manifest %s (%s)", path, str(exc).splitlines()[0] if str(exc) else
+                    type(exc).__name__)
+        return None
+
+
 def sweep_members(sweep_dir: Path) -> pd.DataFrame:
     """The memberships of a sweep: every job manifest under ``sweep_dir`` merged (a run listed by several jobs
     in the same role counts once)."""
@@ -118,8 +131,8 @@ def sweep_members(sweep_dir: Path) -> pd.DataFrame:
 def stored_members(root: str | os.PathLike[str]) -> pd.DataFrame:
     """Every membership recorded under a results root (the copies of the job manifests of every sweep)."""
     folder = Path(root) / FOLDER
-    tables = [read_manifest(path) for path in sorted(folder.glob("*.json"))] if folder.is_dir() else []
-    tables = [table for table in tables if not table.empty]
+    tables = [_readable_manifest(path) for path in sorted(folder.glob("*.json"))] if folder.is_dir() else []
+    tables = [table for table in tables if table is not None and not table.empty]
     return canonical(pd.concat(tables, ignore_index=True)) if tables else empty()
 
 
@@ -132,7 +145,7 @@ def load_members(root: str | os.PathLike[str], members: pd.DataFrame) -> pd.Data
     frames = []
     for member in canonical(members).itertuples(index=False):
         if member.run_id not in cache:
-            cache[member.run_id] = store.read(member.run_id) if store.has(member.run_id) else None
+            cache[member.run_id] = store.read_valid(member.run_id) if store.exists(member.run_id) else None
         rows = cache[member.run_id]
         if rows is None or rows.empty:
             continue

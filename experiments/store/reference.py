@@ -63,6 +63,17 @@ def problem_is_noisy(problem: Problem) -> bool:
     return float(problem.objective(problem.x_star)) > 1e-12 * max(at_start, 1e-300)
 
 
+def _read_cache(path: Path) -> dict[str, Any] | None:
+    """A cached reference, or None (with a warning naming the file) when it cannot be read: computed again."""
+    try:
+        stored = json.loads(path.read_text())
+        float(stored["objective"]), str(stored["how"])
+        return stored
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        log.warning("unreadable oracle cache %s (%s): computed again", path, type(exc).__name__)
+        return None
+
+
 def reference_for(problem: Problem, solver: Any, *, mode: str, root: Path, problem_config: Mapping[str, Any],
                   seed: int, max_subsets: int = MAX_SUBSETS, time_limit: float = TIME_LIMIT) -> Reference | None:
     """The reference of one run under ``mode`` (see the module docstring), read from or written to the disk
@@ -85,9 +96,8 @@ def reference_for(problem: Problem, solver: Any, *, mode: str, root: Path, probl
     if not enumerable and certifier is not None:  # a new certifier (or limit) may certify what was best known
         limits.update(certifier=certifier, time_limit=time_limit)
     cache = root / "oracles" / f"{run_id(dict(problem_config), limits, seed)}.json"
-    if cache.is_file():
-        stored = json.loads(cache.read_text())
-    else:
+    stored = _read_cache(cache) if cache.is_file() else None
+    if stored is None:
         try:
             oracle = best_subset(problem, k, max_subsets=max_subsets, time_limit=time_limit if certifier else 0.0)
         except Exception as exc:  # a reference must never break a run

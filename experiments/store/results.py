@@ -29,6 +29,8 @@ from typing import Any, BinaryIO, Callable, Iterable, Mapping
 import numpy as np
 import pandas as pd
 
+from experiments.store.status import is_final
+
 log = logging.getLogger(__name__)
 
 #: Columns every run has, in order; ``p_<param>`` and ``s_<param>`` columns follow the identity columns.
@@ -109,18 +111,39 @@ def _scalar(value: Any) -> Any:
     return value
 
 
+@functools.lru_cache(maxsize=1)
+def _umask() -> int:
+    """The process's umask (read from /proc where possible: setting it to read it is not thread-safe)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write(target: Path, write: Callable[[BinaryIO], object]) -> Path:
     """``write(handle)`` into a temporary file ``.<name>.*.tmp`` beside ``target``, fsync, then rename it over
     ``target``: readers see the old file or the complete new one, never a partial one; on any failure the
-    temporary file is removed (a killed writer leaves it behind: `ResultStore.remove_stale_temporaries`)."""
+    temporary file is removed (a killed writer leaves it behind: `ResultStore.remove_stale_temporaries`). The
+    file gets the permissions of any file the user creates (0666 less the umask; a temporary file is 0600)."""
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=".tmp", dir=target.parent)
     try:
+        os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as handle:
             write(handle)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, target)
+    except OSError as exc:  # e.g. a full disk: the error names the file being written
+        Path(tmp).unlink(missing_ok=True)
+        if exc.filename is None and exc.errno is not None:
+            raise OSError(exc.errno, exc.strerror or os.strerror(exc.errno), str(target)) from exc
+        raise
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -143,8 +166,14 @@ class ResultStore:
         return self.root / f"{run}.parquet"
 
     def has(self, run: str) -> bool:
-        """Whether the run is already stored (a complete file: only complete files ever get the name)."""
-        return self.path(run).is_file()
+        """Whether the run is already stored (a complete file: only complete files ever get the name; one
+        damaged afterwards, without parquet's ``PAR1`` marks at both ends, counts as not stored)."""
+        # a run ended by the scheduler is kept as a record (status `interrupted`) but is no result
+        return is_parquet(self.path(run)) and is_final(self.path(run))
+
+    def exists(self, run: str) -> bool:
+        """Whether a file for the run is stored, result or `interrupted` record (what reports read)."""
+        return is_parquet(self.path(run))
 
     def write(self, run: str, frame: pd.DataFrame) -> Path:
         """Write atomically (`atomic_write`). Two writers of the same run id produce identical content, so the
@@ -153,6 +182,12 @@ class ResultStore:
 
     def read(self, run: str) -> pd.DataFrame:
         return pd.read_parquet(self.path(run))
+
+    def read_valid(self, run: str) -> pd.DataFrame | None:
+        """The stored rows of ``run``, or None (with a one-line warning naming the file) when the file cannot
+        be read or is not an obsbench result file; an unreadable file is moved aside (``.corrupt``), so the
+        run counts as not stored and the next sweep computes it again."""
+        return read_result_file(self.path(run))
 
     def solution_path(self, run: str) -> Path:
         return self.root / "solutions" / f"{run}.npy"
@@ -197,12 +232,71 @@ def load(root: str | os.PathLike[str], runs: Iterable[str] | None = None) -> pd.
     experiment that first computed each run); empty if there are none. A sweep's view of its runs is
     `experiments.store.manifest.load_members`."""
     store = ResultStore(root)
-    selected = store.runs() if runs is None else [r for r in dict.fromkeys(runs) if store.has(r)]
-    frames = [store.read(r) for r in selected]
-    frames = [f for f in frames if not f.empty]
+    selected = store.runs() if runs is None else [r for r in dict.fromkeys(runs) if store.exists(r)]
+    frames = [store.read_valid(r) for r in selected]
+    frames = [f for f in frames if f is not None and not f.empty]
     if not frames:
         return pd.DataFrame(columns=[*IDENTITY_COLUMNS, *TRACE_COLUMNS, *OUTCOME_COLUMNS])
     return pd.concat(frames, ignore_index=True)
+
+
+#: Columns without which a parquet file under a results root is not a result file of this store.
+REQUIRED_COLUMNS = ("run_id", "experiment")
+_PARQUET_MARK = b"PAR1"
+
+
+def is_parquet(path: Path) -> bool:
+    """Whether ``path`` is a file with parquet's marks at both ends (cheap: reads 8 bytes)."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(4)
+            handle.seek(-4, os.SEEK_END)
+            return head == _PARQUET_MARK and handle.read(4) == _PARQUET_MARK
+    except OSError:  # missing, a folder, shorter than 4 bytes, unreadable
+        return False
+
+
+_warned: set[tuple[str, int]] = set()
+
+
+def _warn_once(path: Path, message: str) -> None:
+    try:
+        key = (str(path), path.stat().st_mtime_ns)
+    except OSError:
+        key = (str(path), 0)
+    if key not in _warned:
+        _warned.add(key)
+        log.warning("%s", message)
+
+
+def read_result_file(path: Path) -> pd.DataFrame | None:
+    """The rows of one stored run, or None with a one-line warning naming the file: an unreadable (corrupt,
+    truncated) file is renamed ``<name>.corrupt`` so that its run is computed again by the next sweep; a parquet
+    file of another schema (not written by this store) is left where it is and skipped."""
+    try:
+        before = path.stat()
+        frame = pd.read_parquet(path)
+    except FileNotFoundError:
+        return None
+    except Exception as exc:  # pyarrow raises several kinds (ArrowInvalid, OSError, ...) for a damaged file
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        aside = path.with_name(path.name + ".corrupt")
+        try:
+            if path.stat().st_ino == before.st_ino:  # not replaced by a concurrent writer meanwhile
+                os.replace(path, aside)
+                log.warning("skipped unreadable result file %s (%s); moved to %s, its run is computed again by "
+                            "the next sweep", path, reason, aside.name)
+                return None
+        except OSError:
+            pass
+        _warn_once(path, f"skipped unreadable result file {path} ({reason}); delete it to compute its run again")
+        return None
+    missing = [column for column in REQUIRED_COLUMNS if column not in frame.columns]
+    if missing or ("iteration" not in frame.columns and "metric" not in frame.columns):
+        _warn_once(path, f"skipped {path}: not an obsbench result file (no column "
+                         f"{(missing or ['iteration'])[0]!r})")
+        return None
+    return frame
 
 
 def is_pruning_row(frame: pd.DataFrame) -> pd.Series:

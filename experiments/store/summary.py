@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 from experiments.store.results import final_rows
+from experiments.store.status import INTERRUPTED
 from solvers.base import STATUSES
 
 
@@ -26,7 +27,7 @@ def summarise(frame: pd.DataFrame, success_tol: float = 1e-4) -> pd.DataFrame:
                                        oracle=("oracle", lambda how: ", ".join(sorted(set(how.dropna()) - {""})))))
     counts = last.pivot_table(index=["problem", "solver"], columns="status", values="run_id", aggfunc="count",
                               fill_value=0)
-    counts = counts.reindex(columns=[s for s in STATUSES if s in counts.columns])
+    counts = counts.reindex(columns=[s for s in (*STATUSES, INTERRUPTED) if s in counts.columns])
     return table.join(counts).reset_index()
 
 
