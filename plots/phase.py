@@ -128,3 +128,57 @@ def transition_comparison_figure(curves: pd.DataFrame, theory: pd.DataFrame, rul
         ax.set_title(f"{title}\nsuccess: {rule}" if rule else title)
         fig.tight_layout()
     return fig
+
+
+def selection_map_figure(selection: pd.DataFrame, curves: pd.DataFrame, theory: pd.DataFrame,
+                         rule: str = "", close_call: float = 1.2) -> Figure:
+    """Algorithm-selection map: each cell coloured by the fastest configuration with success ≥ ½
+    (`experiments.analysis.selection.selection_table`), close calls hatched, cells where none qualifies left
+    grey; every configuration's 50% curve in its colour and the ℓ1 weak threshold on top."""
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import ListedColormap
+    from matplotlib.patches import Patch
+
+    groups = sorted(set(curves["group"]) | set(selection["winner"].dropna()))
+    solver_of = dict(zip(curves["group"], curves["solver"]))
+    solver_of.update(dict(zip(selection["winner"].dropna(), selection["solver"].dropna())))
+    # a solver run in two configurations (default and tuned steps) needs two colours: key those by group
+    repeated = {s for s in solver_of.values() if list(solver_of.values()).count(s) > 1}
+    key = {g: (g if solver_of[g] in repeated else solver_of[g]) for g in groups}
+    palette = {g: solver_color(key[g], key.values()) for g in groups}
+    index = {g: i for i, g in enumerate(groups)}
+    grid = selection.pivot_table(index="rho", columns="delta", values="winner", aggfunc="first")
+    codes = grid.apply(lambda column: column.map(index)).to_numpy(dtype=float)
+    x_edges, y_edges = cell_edges(grid.columns.to_numpy()), cell_edges(grid.index.to_numpy())
+    with style():
+        fig, ax = plt.subplots(figsize=(7.6, 6.0), layout="constrained")
+        ax.set_facecolor("#e6e6e6")
+        ax.pcolormesh(x_edges, y_edges, np.ma.masked_invalid(codes), shading="flat",
+                      cmap=ListedColormap([palette[g] for g in groups]), vmin=-0.5, vmax=len(groups) - 0.5)
+        close = selection.pivot_table(index="rho", columns="delta", values="close_call", aggfunc="first")
+        for i, rho in enumerate(close.index):
+            for j, delta in enumerate(close.columns):
+                if bool(close.iloc[i, j]) and not np.isnan(codes[i, j]):
+                    ax.add_patch(plt.Rectangle((x_edges[j], y_edges[i]), x_edges[j + 1] - x_edges[j],
+                                               y_edges[i + 1] - y_edges[i], fill=False, hatch="///",
+                                               edgecolor="white", lw=0))
+        ax.plot(theory["delta"], theory["rho"], color="black", lw=2.0, ls="--", label=THEORY_LABEL)
+        for group, rows in curves.groupby("group", sort=True):
+            fitted = rows.sort_values("delta_actual")
+            ax.plot(fitted["delta_actual"], fitted["rho50"], color=palette[group], lw=1.8, marker="o", ms=3,
+                    path_effects=_OUTLINE, label=f"{group_title(group, solver_of[group])}: 50% success")
+        handles, labels = ax.get_legend_handles_labels()
+        winners = [g for g in groups if g in set(selection["winner"].dropna())]
+        handles += [Patch(facecolor=palette[g], label=f"fastest: {group_title(g, solver_of[g])}") for g in winners]
+        handles += [Patch(facecolor="#e6e6e6", label="no configuration with success ≥ 50%"),
+                    Patch(facecolor="#999999", hatch="///", edgecolor="white",
+                          label=f"close call: runner-up within {close_call:g}× the time")]
+        fig.legend(handles=handles, loc="outside lower center", ncol=2, fontsize=7.5, frameon=False)
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+        ax.set_xlabel(DELTA_LABEL)
+        ax.set_ylabel(RHO_LABEL)
+        ax.grid(False)
+        title = "Algorithm selection: fastest configuration with success ≥ 50% (median solve time of successes)"
+        ax.set_title(f"{title}\nsuccess: {rule}" if rule else title, fontsize=9.5)
+    return fig

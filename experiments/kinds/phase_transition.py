@@ -2,13 +2,16 @@
 
 δ = m/d (undersampling) on the x axis, ρ = k/m (sparsity) on the y axis. One Hydra job runs the whole grid of
 one (solver, problem) configuration: every cell solves ``trials`` independent instances with joblib workers
-(one BLAS thread each) and stores the final row of each trial in one parquet file per cell, so a rerun only
-computes the missing cells. Hydra multirun sweeps the outer axes (solver, ensemble); the report draws the
+(one BLAS thread each) — as one batched computation (`solvers.batched`) where the solver has a batched twin,
+``experiment.batched`` — and stores the final row of each trial in one parquet file per cell, so a rerun only
+computes the missing cells (whether they were computed batched or not: that is not part of a run id). Hydra
+multirun sweeps the outer axes (solver, ensemble); the report draws the
 success-probability heat maps with the fitted 50% curves and the ℓ1 weak threshold, and a comparison figure.
 
     obsbench experiment=phase_transition                                      # d=50, 6x6 grid, 5 trials
     obsbench -m experiment=phase_transition solver=basis_pursuit,iht,cosamp
     obsbench experiment=phase_transition problem.d=200 experiment.deltas=15 experiment.rhos=15 experiment.trials=20
+    obsbench experiment=phase_transition solver=iht experiment.backend=torch experiment.device=cuda experiment.n_jobs=1
 """
 
 from __future__ import annotations
@@ -23,12 +26,13 @@ from omegaconf import DictConfig
 from tqdm.auto import tqdm
 
 from experiments.analysis.donoho_tanner import weak_threshold_curve
-from experiments.kinds.phase_grid import CELL_COLUMNS, Rule, plan_cells, solve_cell
+from experiments.kinds.phase_grid import CELL_COLUMNS, Rule, cell_groups, execution, plan_cells, solve_cells
 from experiments.store.results import ResultStore, load
 from experiments.execution.runner import resolved, results_root
 from experiments.store.summary import config_groups
+from experiments.analysis.selection import selection_table
 from experiments.analysis.transition_fit import transition_curves
-from plots.phase import phase_diagram_figure, transition_comparison_figure
+from plots.phase import phase_diagram_figure, selection_map_figure, transition_comparison_figure
 from plots.style import save
 
 log = logging.getLogger(__name__)
@@ -61,16 +65,22 @@ def run(cfg: DictConfig) -> pd.DataFrame:
     cells = plan_cells(cfg)
     rule = Rule(str(cfg.experiment.success), float(cfg.experiment.success_tol))
     n_jobs = workers(cfg)
+    how = execution(cfg)
     store = ResultStore(results_root(cfg))
     pending = [cell for cell in cells if not store.has(cell.run_id)]
-    log.info("phase diagram of %s: %d cells x %d trials, %d cells already stored", cfg.solver._target_,
-             len(cells), cfg.experiment.trials, len(cells) - len(pending))
+    log.info("phase diagram of %s: %d cells x %d trials, %d cells already stored (%s)", cfg.solver._target_,
+             len(cells), cfg.experiment.trials, len(cells) - len(pending),
+             f"batched trials, {how.backend} backend" if how.batched else "one trial at a time")
     if pending:
+        groups = cell_groups(pending, how)
         parallel = Parallel(n_jobs=n_jobs, return_as="generator_unordered")
-        results = parallel(delayed(solve_cell)(cell, str(cfg.experiment.name), rule) for cell in pending)
-        for frame in tqdm(results, total=len(pending), unit="cell", desc="phase diagram",
-                          disable=not cfg.experiment.progress, mininterval=0.5):
-            store.write(str(frame["run_id"].iloc[0]), frame)
+        results = parallel(delayed(solve_cells)(group, str(cfg.experiment.name), rule, how) for group in groups)
+        with tqdm(total=len(pending), unit="cell", desc="phase diagram", disable=not cfg.experiment.progress,
+                  mininterval=0.5) as bar:
+            for frames in results:
+                for frame in frames:
+                    store.write(str(frame["run_id"].iloc[0]), frame)
+                bar.update(len(frames))
     return load(store.root, [cell.run_id for cell in cells])
 
 
@@ -102,4 +112,12 @@ def report(frame: pd.DataFrame, out_dir: Path, cfg: DictConfig) -> list[Path]:
     log.info("table: %s", out_dir / "phase_transition.csv")
     theory = weak_threshold_curve()
     paths = save(phase_diagram_figure(cells, curves, theory, rule=str(rule)), out_dir / "phase_diagram")
-    return paths + save(transition_comparison_figure(curves, theory, rule=str(rule)), out_dir / "phase_comparison")
+    paths += save(transition_comparison_figure(curves, theory, rule=str(rule)), out_dir / "phase_comparison")
+    if cells["group"].nunique() > 1:  # an algorithm-selection map needs something to select from
+        selection = selection_table(frame.assign(success=rule.apply(frame),
+                                                 group=config_groups(frame, exclude=CELL_COLUMNS)))
+        selection.to_csv(out_dir / "selection.csv", index=False)
+        log.info("algorithm selection (fastest with success >= 50%%): %s", out_dir / "selection.csv")
+        paths += [out_dir / "selection.csv",
+                  *save(selection_map_figure(selection, curves, theory, rule=str(rule)), out_dir / "selection_map")]
+    return paths
