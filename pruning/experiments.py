@@ -35,8 +35,12 @@ from pruning.tasks import PruningTask
 log = logging.getLogger(__name__)
 
 ONE_SHOT = ("magnitude", "wanda", "sparsegpt", "obs")
-#: Every method `run_pruning` knows: the one-shot pruners and iterated I-OBS (the Hydra app validates against it).
-METHODS = (*ONE_SHOT, "iobs")
+#: One-shot pruners given the calibration data of I-OBS(T) for the largest T evaluated, in one batch (the fair
+#: comparison: I-OBS(T) sees T batches; without these its gain over one-shot mixes method and data).
+EQUAL_DATA = ("wanda_equal", "sparsegpt_equal")
+#: Every method `run_pruning` knows: the one-shot pruners, their equal-data versions and iterated I-OBS (the
+#: Hydra app validates against it).
+METHODS = (*ONE_SHOT, *EQUAL_DATA, "iobs")
 
 
 def build_task(model: str, seed: int, device: str, options: dict[str, Any]) -> PruningTask:
@@ -50,6 +54,19 @@ def calibration_indices(task: PruningTask, rounds: int, batch: str) -> np.ndarra
     """Calibration items used by rounds ``1 … rounds`` (round 1 only for ``batch="fixed"``)."""
     used = [task.pool.indices(t) for t in range(1, (rounds if batch == "fresh" else 1) + 1)]
     return np.unique(np.concatenate(used))
+
+
+def calibration_size(task: PruningTask) -> dict[str, int]:
+    """Items and real tokens (text models: attention-mask ones, or every input id) in one round's batch: the
+    data a one-shot pruner sees, stated so that a data-starved SparseGPT is visible (issue #19)."""
+    batches = task.round_batches(1)
+    tokens = 0
+    for batch in batches:
+        if "attention_mask" in batch:
+            tokens += int(batch["attention_mask"].sum())
+        elif "input_ids" in batch:
+            tokens += int(batch["input_ids"].numel())
+    return {"calibration_items_per_round": int(len(task.pool.indices(1))), "calibration_tokens_per_round": tokens}
 
 
 def _rows(task: PruningTask, W0: dict[str, torch.Tensor], calib: np.ndarray,
@@ -106,7 +123,9 @@ def run_pruning(model: str = "vit", methods: Sequence[str] = ("magnitude", "wand
     W0 = {k: l.weight.detach().clone() for k, l in named_linears(task.blocks).items()}
     iobs = (iobs or IOBSConfig()).validate()
     base = {"model": model, "seed": seed, "device": device, **{f"iobs_{k}": v for k, v in asdict(iobs).items()
-                                                                 if k != "rounds"}}
+                                                                 if k != "rounds"}, **calibration_size(task)}
+    log.info("%s: calibration per round %d items, %d tokens (0: not a text model)", model,
+             base["calibration_items_per_round"], base["calibration_tokens_per_round"])
     calib = calibration_indices(task, max(iobs_rounds), iobs.batch)
     records = [{**base, "method": "dense", "sparsity": 0.0, "pattern": "dense", "iterations": 0,
                 "time_s": 0.0, **r} for r in _rows(task, W0, calib, layer_errors)]
@@ -126,10 +145,15 @@ def _run_one(task: PruningTask, W0: dict[str, torch.Tensor], calib: np.ndarray, 
              iobs: IOBSConfig, rounds: list[int], layer_errors: bool, progress: bool,
              base: dict[str, Any]) -> list[dict]:
     """Rows of one (method, pattern) run; ``iobs`` is evaluated after each round listed in ``rounds``."""
-    if method != "iobs" and method not in ONE_SHOT:
-        raise ValueError(f"unknown method {method!r}; known: {ONE_SHOT + ('iobs',)}")
-    cfg = replace(iobs, rounds=max(rounds)) if method == "iobs" else IOBSConfig(rounds=1)
-    spec = replace(spec, method=cfg.projection if method == "iobs" else method)
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; known: {METHODS}")
+    if method == "iobs":
+        cfg = replace(iobs, rounds=max(rounds))
+    else:  # an equal-data baseline calibrates once on the batches I-OBS(max rounds) uses over its rounds
+        equal = method in EQUAL_DATA and iobs.batch == "fresh"
+        cfg = IOBSConfig(rounds=1, first_batches=max(rounds) if equal else 1)
+    pruner = method.removesuffix("_equal")
+    spec = replace(spec, method=cfg.projection if method == "iobs" else pruner)
     label = f"{spec.n}:{spec.m}" if spec.m else f"{spec.sparsity:g}"
     out: list[dict] = []
     tick = time.perf_counter()

@@ -21,6 +21,10 @@ Round ``t = 1 … T`` (``Ŵ⁰ = W⁰``, the dense weights; every choice below i
    ``"accumulate"`` the running mean over ``X_1 … X_t``.
 4. **Layer inputs** (``inputs``): ``"pruned"`` takes ``x`` from the model pruned so far in this round
    (SparseGPT's sequential rule); ``"dense"`` from a frozen copy of the dense model.
+
+``first_batches = T`` makes round 1 calibrate on the union of the first ``T`` fresh batches: with ``rounds = 1``
+that is the *equal-data* one-shot baseline — SparseGPT (or Wanda) given all the calibration data that I-OBS(T)
+sees over its ``T`` rounds, in one Hessian.
 """
 
 from __future__ import annotations
@@ -54,6 +58,7 @@ class IOBSConfig:
     inputs: str = "pruned"
     projection: str = "sparsegpt"
     task_steps: int = 1
+    first_batches: int = 1
 
     def validate(self) -> IOBSConfig:
         """Raise ``ValueError`` on an unknown choice or a non-positive round count; return self."""
@@ -62,13 +67,21 @@ class IOBSConfig:
                 raise ValueError(f"IOBSConfig.{key} must be one of {allowed}, got {getattr(self, key)!r}")
         if self.rounds < 1:
             raise ValueError(f"rounds must be >= 1, got {self.rounds}")
+        if self.first_batches < 1:
+            raise ValueError(f"first_batches must be >= 1, got {self.first_batches}")
         return self
 
 
 def task_step(task: PruningTask, layers: list[torch.nn.Linear], batches: list[Batch], lr: float,
               steps: int = 1) -> None:
-    """``steps`` SGD steps ``W ← W − lr ∇_W L`` on the weights of ``layers`` (mean loss over ``batches``)."""
+    """``steps`` SGD steps ``W ← W − lr ∇_W L`` on the weights of ``layers`` (mean loss over ``batches``).
+
+    The steps are taken on float32 master copies and written back once: in bfloat16 (the CUDA default) a step
+    ``lr ∇L`` smaller than half a unit in the last place of ``W`` would round away, step after step, and the
+    weights would never move.
+    """
     weights = [layer.weight for layer in layers]
+    masters = [w.detach().to(torch.float32).clone() for w in weights]
     saved = {p: p.requires_grad for p in task.model.parameters()}
     task.model.requires_grad_(False)
     for w in weights:
@@ -80,8 +93,9 @@ def task_step(task: PruningTask, layers: list[torch.nn.Linear], batches: list[Ba
             for batch in batches:
                 (task.loss(batch) / len(batches)).backward()
             with torch.no_grad():
-                for w in weights:
-                    w -= lr * w.grad
+                for w, master in zip(weights, masters):
+                    master -= lr * w.grad.to(torch.float32)
+                    w.copy_(master)  # the forward pass of the next step sees the updated weights
     finally:
         for p, flag in saved.items():
             p.requires_grad_(flag)
@@ -113,13 +127,18 @@ class IteratedOBS:
         pruners: dict[str, LayerPruner] = {}
         reports: list[PruneReport] = []
         for t in range(1, cfg.rounds + 1):
-            batches = task.round_batches(t if cfg.batch == "fresh" else 1)
+            if t == 1:  # the first batch, or the union of the first ones (equal-data baseline)
+                batches = [b for r in range(1, cfg.first_batches + 1) for b in task.round_batches(r)]
+            else:
+                batches = task.round_batches(t if cfg.batch == "fresh" else 1)
             if t > 1 and cfg.update == "task":
                 task_step(task, list(layers.values()), batches, cfg.lr, cfg.task_steps)
             target = self._layer_target(W0) if t > 1 and cfg.update == "layer" else None
             if cfg.hessian == "fresh":
                 pruners = {}
-            reports = engine.run(capture_inputs(blocks, task.forward, batches), pruners, target)
+            # a layer's Hessian outlives its pruning only if a later round accumulates onto it
+            keep = cfg.hessian == "accumulate" and t < cfg.rounds
+            reports = engine.run(capture_inputs(blocks, task.forward, batches), pruners, target, keep_hessians=keep)
             log.info("round %d/%d: mean calibration error %.4g", t, cfg.rounds,
                      sum(r.calib_error for r in reports) / max(len(reports), 1))
             if on_round is not None:

@@ -84,6 +84,8 @@ class LayerPruner:
         self.blocksize = blocksize
         self.H: torch.Tensor | None = None
         self.nsamples = 0
+        #: real tokens of the micro-batch being fed (`engine.BlockInput.token_mask`); None: every position
+        self.token_mask: torch.Tensor | None = None
 
     def add_batch(self, inp: torch.Tensor) -> None:
         """Fold the layer inputs ``inp`` (``(..., d_in)``) into the running mean ``H = (2/N) Σ x xᵀ``."""
@@ -101,8 +103,13 @@ class LayerPruner:
         self.H, self.nsamples = None, 0
 
     def hook(self, module: nn.Module, args: tuple, output: Any) -> None:
-        """Forward hook: ``layer.register_forward_hook(pruner.hook)`` feeds every input to `add_batch`."""
-        self.add_batch(args[0])
+        """Forward hook: ``layer.register_forward_hook(pruner.hook)`` feeds every input to `add_batch`, the real
+        tokens only when a token mask of the input's (batch, tokens) shape is set."""
+        inp = args[0]
+        mask = self.token_mask
+        if mask is not None and inp.dim() == 3 and tuple(mask.shape) == tuple(inp.shape[:2]):
+            inp = inp[mask.to(inp.device)]
+        self.add_batch(inp)
 
     def prune(self, sparsity: float | None = None, n: int = 0, m: int = 0,
               target: torch.Tensor | None = None) -> PruneReport:

