@@ -88,6 +88,7 @@ def test_a_peer_that_is_not_installed_is_reported_not_fatal(monkeypatch):
     assert row.met == "n/a" and "peer not installed: skscope IHT, abess" in row.note
 
 
+@pytest.mark.slow  # ~20 s; `make test-all`
 def test_benchmark_script_runs_every_group_in_smoke_mode(tmp_path):
     assert bench.main(["--smoke", "--out", str(tmp_path)]) == 0
     with (tmp_path / "benchmarks.csv").open() as handle:
