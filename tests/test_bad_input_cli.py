@@ -310,3 +310,24 @@ def test_ctrl_c_during_a_sweep_is_one_line_and_status_130(cli):
     assert process.returncode == 130, stderr
     assert lines(stderr) == ["obsbench: interrupted; rerun the same command to resume"], stderr
     assert load(cli.results).groupby("run_id")["iteration"].min().eq(0).all()  # what is stored is complete
+
+
+def test_ctrl_c_to_the_process_group_during_a_phase_diagram_is_one_line(cli):
+    """Ctrl-C reaches the joblib workers of a grid too: they stay quiet, the parent prints the one line."""
+    environment = {**os.environ, "OBSBENCH_RESULTS": str(cli.results), "OBSBENCH_OUTPUTS": str(cli.outputs),
+                   "MPLBACKEND": "Agg", "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    environment.pop("HYDRA_FULL_ERROR", None)
+    exe = str(Path(sys.executable).with_name("obsbench"))
+    process = subprocess.Popen([exe, "experiment=phase_transition", "solver=cosamp", "problem.d=200",
+                                "experiment.deltas=15", "experiment.rhos=15", "experiment.trials=20",
+                                "experiment.n_jobs=2", "experiment.progress=false"], cwd=cli.root, env=environment, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.monotonic() + 120
+    for line in process.stdout:  # the grid is under way once the job logs its plan
+        if "cells already stored" in line or time.monotonic() > deadline:
+            break
+    time.sleep(3)  # the workers are solving
+    os.killpg(process.pid, signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
+    assert lines(stderr.replace("\r", "\n")) == ["obsbench: interrupted; rerun the same command to resume"], stderr

@@ -121,6 +121,16 @@ def detach_child() -> None:
     _active.clear()
 
 
+def quiet_pool_worker() -> None:
+    """In a joblib/loky worker process: ignore SIGINT. Ctrl-C reaches the whole process group; the parent
+    reports it in one line and stops the pool, so a worker's own KeyboardInterrupt traceback is noise. In the
+    main process (``n_jobs=1`` runs tasks in-process) nothing changes."""
+    import multiprocessing
+
+    if multiprocessing.current_process().name != "MainProcess":
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 class Progress:
     """Observer of a solve (a solver callback) keeping the rows recorded so far, so that an interrupted run is
     stored with the iterations it did compute (`interrupted_result`)."""

@@ -24,6 +24,7 @@ from omegaconf import DictConfig, ListConfig
 from threadpoolctl import threadpool_limits
 
 from experiments.store.results import run_id, tidy_rows
+from experiments.execution import interrupt
 from experiments.execution.runner import build, resolved
 from problems import validation
 from problems.batched import ProblemBatch
@@ -211,6 +212,7 @@ def solve_cells(cells: Sequence[Cell], experiment: str, rule: Rule, how: Executi
     and the instances are least squares, else one by one; the rows are the same either way (``time_s`` apart:
     a batched trial's is its share of the batch). Batched cells must share (m, d) (`cell_groups`).
     """
+    interrupt.quiet_pool_worker()
     with threadpool_limits(limits=1), _one_torch_thread(how):
         problems = [[build(cell.problem, "problem", seed=seed) for seed in cell.seeds] for cell in cells]
         solvers = [build(cell.solver, "solver") for cell in cells]

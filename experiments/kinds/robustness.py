@@ -38,6 +38,7 @@ from omegaconf import DictConfig, ListConfig
 from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
+from experiments.execution import interrupt
 from experiments.kinds.phase_grid import trial_seed
 from experiments.store.results import ResultStore, load, run_id, tidy_rows
 from experiments.execution.runner import build, resolved, results_root
@@ -138,6 +139,7 @@ def solve_cell(cell: Cell, solvers: dict[str, dict[str, Any]], experiment: str, 
     """Every solver on every trial of a cell: one row per (trial, solver), the final point's metrics."""
     from problems.oracle import best_subset
 
+    interrupt.quiet_pool_worker()
     frames = []
     with threadpool_limits(limits=1):
         for trial, seed in enumerate(cell.seeds):
