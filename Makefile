@@ -41,7 +41,8 @@ test-slurm: $(STAMP)
 	eval "$$(tests/slurm/start_slurm.sh)" && $(TEST_ENV) $(BIN)/python -m pytest -q -m slow tests/test_slurm.py
 
 # Performance benchmarks (python -m benchmarks.run --help): installs the peers (optional extra .[bench]), writes
-# benchmarks/results/benchmarks.csv and .md. Takes about half an hour (four full-size phase diagrams).
+# benchmarks/results/benchmarks.csv and .md. Takes hours on 2 cores: the n = 1000 phase diagrams of issue #18
+# (group phase_scale, about 2.5 h with CoSaMP and SP) dominate; `python -m benchmarks.run --quick` skips them.
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
 	$(BIN)/python -m benchmarks.run

@@ -33,6 +33,8 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from benchmarks.cli import run_obsbench
+from benchmarks.harness import Settings
+from benchmarks.report import Row
 from problems.batched import build_batch
 from problems.sensing import make_compressed_sensing
 from solvers.batched import BatchedIHT
@@ -48,13 +50,17 @@ TARGET_RATIO = 1.5
 CELL = dict(m=100, d=200, k_star=45)
 ITERATIONS = 300
 MARK = ("<!-- measured by benchmarks/batched.py -->", "<!-- end of measured -->")
+#: ``make bench`` group (`run`): the issue's two targets as benchmark rows.
+GROUP = "7 batched trials"
+SMOKE_GRID = ("experiment=phase_transition", "problem.d=16", "experiment.deltas=2", "experiment.rhos=2",
+              "experiment.trials=2", "experiment.progress=false")
 
 
-def grid_seconds(solver: str, batched: bool, scratch: Path) -> tuple[float, float]:
+def grid_seconds(solver: str, batched: bool, scratch: Path, grid: tuple[str, ...] = GRID) -> tuple[float, float]:
     """Wall time of the full-size diagram of ``solver`` and the CPU time of the command and its workers (user +
     system; NaN if the command failed). On a shared machine the CPU time / cores is the steadier figure."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    outcome = run_obsbench([*GRID, f"solver={solver}", f"experiment.batched={str(batched).lower()}"],
+    outcome = run_obsbench([*grid, f"solver={solver}", f"experiment.batched={str(batched).lower()}"],
                            scratch / f"{solver}_{batched}", timeout=3600)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if not outcome.ok:
@@ -63,25 +69,27 @@ def grid_seconds(solver: str, batched: bool, scratch: Path) -> tuple[float, floa
     return outcome.seconds, (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
 
 
-def iteration_ratio(trials: int, backend: str, repeats: int) -> tuple[float, float, float]:
+def iteration_ratio(trials: int, backend: str, repeats: int, cell: dict[str, int] = CELL,
+                    iterations: int = ITERATIONS) -> tuple[float, float, float]:
     """(µs per trial-iteration of batched IHT, µs per trial of the two stacked products, their ratio): medians."""
-    batch = build_batch(make_compressed_sensing, range(trials), **CELL)
+    batch = build_batch(make_compressed_sensing, range(trials), **cell)
+    d, m = cell["d"], cell["m"]
     rng = np.random.default_rng(0)
-    A, x, r = batch.A, rng.standard_normal((trials, CELL["d"])), rng.standard_normal((trials, CELL["m"]))
+    A, x, r = batch.A, rng.standard_normal((trials, d)), rng.standard_normal((trials, m))
     runs, products = [], []
     with threadpool_limits(limits=1):
         for problem in batch.problems:
             problem.smoothness()  # an instance constant either path computes once: not an iteration cost
         for _ in range(repeats):
-            engine = BatchedIHT(IHT(max_iter=ITERATIONS), backend=backend, device="cpu")
+            engine = BatchedIHT(IHT(max_iter=iterations), backend=backend, device="cpu")
             tic = time.perf_counter()
             engine.run(batch)
             runs.append((time.perf_counter() - tic) / sum(engine.active_sizes_))
             tic = time.perf_counter()
-            for _ in range(ITERATIONS):
+            for _ in range(iterations):
                 np.matmul(A, x[..., None])
                 np.matmul(A.transpose(0, 2, 1), r[..., None])
-            products.append((time.perf_counter() - tic) / (ITERATIONS * trials))
+            products.append((time.perf_counter() - tic) / (iterations * trials))
     run, product = statistics.median(runs), statistics.median(products)
     return run * 1e6, product * 1e6, run / product
 
@@ -123,6 +131,30 @@ def report(grids: dict[tuple[str, bool], tuple[float, float]], ratios: list[tupl
         verdict = "met" if ratio <= TARGET_RATIO else "**missed**"
         lines.append(f"| {label} | {run:.1f} | {product:.1f} | {ratio:.2f} | <= {TARGET_RATIO:g}: {verdict} |")
     return "\n".join(lines) + "\n"
+
+
+def run(settings: Settings) -> list[Row]:
+    """The ``make bench`` rows of issue #18's first two targets: the batched full-size n = 200 grid of IHT and of
+    CoSaMP (wall time of the command, target ≤ 30 s), and batched IHT's time per trial-iteration over its two
+    stacked products in a grid cell of 20 trials (target ≤ 1.5). The one-trial grids and the torch row are in
+    ``python -m benchmarks.batched`` (minutes more)."""
+    rows = []
+    grid = settings.pick(GRID, SMOKE_GRID)
+    for solver in ("iht", "cosamp"):
+        wall, cpu = grid_seconds(solver, True, settings.scratch, grid)
+        cores = os.cpu_count() or 1
+        rows.append(Row(GROUP, f"batched phase diagram of {solver}, " + ", ".join(grid[1:5]), wall, "s",
+                        threshold=TARGET_GRID_S,
+                        note=f"whole command, {cores} cores; CPU time / cores {cpu / cores:.1f} s; load average "
+                             f"{load_average()}"))
+    cell = settings.pick(CELL, dict(m=8, d=16, k_star=4))
+    iterations = settings.pick(ITERATIONS, 5)
+    run_us, product_us, _ = iteration_ratio(20, "numpy", max(1, min(settings.repeats, 5)), cell, iterations)
+    rows.append(Row(GROUP, f"batched IHT, µs per trial-iteration over its two stacked products (20 trials, "
+                           f"m = {cell['m']}, d = {cell['d']}, k = {cell['k_star']})", run_us, "µs",
+                    reference=product_us, threshold=TARGET_RATIO,
+                    note="one BLAS thread; the reference is A x and Aᵀr of the same stack"))
+    return rows
 
 
 def load_average() -> str:

@@ -22,7 +22,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Sequence
 
-from benchmarks import blas_floor, iobs_cost, l1_fast_path, observer_cost, parallel, peers, phase_budget, scaling
+from benchmarks import (batched, blas_floor, iobs_cost, l1_fast_path, observer_cost, parallel, peers, phase_budget,
+                        phase_scale, scaling)
 from benchmarks.harness import Settings
 from benchmarks.report import Machine, Row, markdown_table, write_csv, write_markdown
 
@@ -32,9 +33,10 @@ log = logging.getLogger("benchmarks")
 GROUPS: dict[str, ModuleType] = {
     "blas_floor": blas_floor, "peers": peers, "iobs_cost": iobs_cost, "l1_fast_path": l1_fast_path,
     "phase_budget": phase_budget, "observer_cost": observer_cost, "parallel": parallel, "scaling": scaling,
+    "batched": batched, "phase_scale": phase_scale,
 }
 #: Groups that drive the command line for minutes; ``--quick`` skips them.
-SLOW_GROUPS = ("phase_budget", "parallel")
+SLOW_GROUPS = ("phase_budget", "parallel", "batched", "phase_scale")
 RESULTS = Path(__file__).resolve().parent / "results"
 
 

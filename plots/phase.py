@@ -147,7 +147,13 @@ def selection_map_figure(selection: pd.DataFrame, curves: pd.DataFrame, theory: 
     key = {g: (g if solver_of[g] in repeated else solver_of[g]) for g in groups}
     palette = {g: solver_color(key[g], key.values()) for g in groups}
     index = {g: i for i, g in enumerate(groups)}
-    grid = selection.pivot_table(index="rho", columns="delta", values="winner", aggfunc="first")
+    # every (ρ, δ) of the grid, a δ column or ρ row without any winner included (pivot_table would drop it)
+    rhos, deltas = np.sort(selection["rho"].unique()), np.sort(selection["delta"].unique())
+
+    def cells(column: str) -> pd.DataFrame:
+        return selection.groupby(["rho", "delta"])[column].first().unstack().reindex(index=rhos, columns=deltas)
+
+    grid = cells("winner")
     codes = grid.apply(lambda column: column.map(index)).to_numpy(dtype=float)
     x_edges, y_edges = cell_edges(grid.columns.to_numpy()), cell_edges(grid.index.to_numpy())
     with style():
@@ -155,10 +161,11 @@ def selection_map_figure(selection: pd.DataFrame, curves: pd.DataFrame, theory: 
         ax.set_facecolor("#e6e6e6")
         ax.pcolormesh(x_edges, y_edges, np.ma.masked_invalid(codes), shading="flat",
                       cmap=ListedColormap([palette[g] for g in groups]), vmin=-0.5, vmax=len(groups) - 0.5)
-        close = selection.pivot_table(index="rho", columns="delta", values="close_call", aggfunc="first")
-        for i, rho in enumerate(close.index):
-            for j, delta in enumerate(close.columns):
-                if bool(close.iloc[i, j]) and not np.isnan(codes[i, j]):
+        close = cells("close_call")
+        for i in range(len(rhos)):
+            for j in range(len(deltas)):
+                flagged = close.iloc[i, j]
+                if pd.notna(flagged) and bool(flagged) and not np.isnan(codes[i, j]):
                     ax.add_patch(plt.Rectangle((x_edges[j], y_edges[i]), x_edges[j + 1] - x_edges[j],
                                                y_edges[i + 1] - y_edges[i], fill=False, hatch="///",
                                                edgecolor="white", lw=0))

@@ -53,6 +53,20 @@ def test_the_map_draws_every_cell_and_curve(tmp_path):
     figure.savefig(tmp_path / "map.png")
 
 
+def test_the_map_keeps_a_delta_column_and_a_rho_row_where_nothing_qualifies(tmp_path):
+    # a 3 x 3 grid whose last δ column and last ρ row have no winner: the map must still have 3 x 3 cells (the
+    # pilot sweep of benchmarks/phase_scale.py, 10 x 10, failed with an IndexError before)
+    rows = [trials("iht", "iht", delta, rho, [delta < 0.9 and rho < 0.6] * 2, [1.0, 1.0])
+            for delta in (0.2, 0.5, 0.9) for rho in (0.1, 0.3, 0.6)]
+    selection = selection_table(pd.concat(rows, ignore_index=True))
+    curves = pd.DataFrame(dict(group=["iht"] * 3, solver=["iht"] * 3, delta_actual=[0.2, 0.5, 0.9],
+                               rho50=[0.45, 0.45, np.nan]))
+    figure = selection_map_figure(selection, curves, weak_threshold_curve(), rule="test")
+    mesh = figure.axes[0].collections[0]
+    assert mesh.get_array().shape == (3, 3) and np.ma.count_masked(mesh.get_array()) == 5
+    figure.savefig(tmp_path / "map.png")
+
+
 def test_a_sweep_over_solvers_writes_the_selection_table_and_map(cli):
     done = cli("-m", "experiment=phase_transition", "solver=iht,cosamp", "problem.d=24", "experiment.deltas=[0.5,0.9]",
                "experiment.rhos=[0.1,0.3]", "experiment.trials=2", "experiment.progress=false",
