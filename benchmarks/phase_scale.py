@@ -135,8 +135,26 @@ def run(settings: Settings, solvers: Sequence[str] | None = None) -> list[Row]:
             rows.append(row)
             curves.append(table)
     settings.out.mkdir(parents=True, exist_ok=True)
-    pd.concat(curves, ignore_index=True).to_csv(settings.out / "phase_scale.csv", index=False)
+    table = pd.concat(curves, ignore_index=True)
+    table.to_csv(settings.out / "phase_scale.csv", index=False)
+    if not table.empty:
+        transition_figure(table, settings.pick(FULL_GRID, SMOKE_GRID)).savefig(settings.out / "phase_scale.png",
+                                                                              dpi=150)
     return rows
+
+
+def transition_figure(table: pd.DataFrame, grid: dict[str, int]):
+    """Every diagram's 50% curve with its 95% band (a solver's tuned step dashed beside its default) and the ℓ1
+    weak threshold: `plots.phase.transition_comparison_figure` with one configuration per ``setting``."""
+    from experiments.analysis.donoho_tanner import weak_threshold_curve
+    from plots.phase import transition_comparison_figure
+
+    curves = table.assign(group=table["setting"])
+    figure = transition_comparison_figure(curves, weak_threshold_curve(), rule="relative error <= 0.0001")
+    ax = figure.axes[0]
+    ax.set_title(f"{ax.get_title()}; d = {grid['d']}, {grid['deltas']} x {grid['rhos']} cells, "
+                 f"{grid['trials']} trials each")
+    return figure
 
 
 def main(argv: Sequence[str] | None = None) -> None:
