@@ -20,6 +20,7 @@ Writes ``phase_scale.csv`` (every solver's ρ₅₀ and interval per δ) beside 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import os
 from pathlib import Path
@@ -122,25 +123,40 @@ def diagram(solver: str, extra: Sequence[str], label: str, settings: Settings) -
 
 
 def run(settings: Settings, solvers: Sequence[str] | None = None) -> list[Row]:
-    """One row per diagram (default step, then tuned step where the solver has one); ``phase_scale.csv``."""
+    """One row per diagram (default step, then tuned step where the solver has one); ``phase_scale.csv`` and
+    ``phase_scale.png``, rewritten after every diagram (a stopped run keeps the diagrams it finished). A tuned
+    setting equal to the default is not run twice: its row repeats the default's diagram and says so."""
     rows, curves = [], []
     for solver in solvers or settings.pick(SOLVERS, SMOKE_SOLVERS):
         row, table = diagram(solver, [], solver, settings)
         rows.append(row)
         curves.append(table)
+        _write(curves, settings)
         if solver in STEP_GRIDS:
             point = tuned_setting(solver, settings)
             label = f"{solver} tuned ({', '.join(f'{key}={value:g}' for key, value in point.items())})"
-            row, table = diagram(solver, overrides(point), label, settings)
+            if point == {key: values[0] for key, values in STEP_GRIDS[solver].items()}:
+                row = dataclasses.replace(row, target=row.target.replace(f"of {solver},", f"of {label},"),
+                                          note=row.note + "; the pilot kept the default step: the default's diagram")
+                table = table.assign(setting=label) if not table.empty else table
+            else:
+                row, table = diagram(solver, overrides(point), label, settings)
             rows.append(row)
             curves.append(table)
+            _write(curves, settings)
+    return rows
+
+
+def _write(curves: list[pd.DataFrame], settings: Settings) -> None:
     settings.out.mkdir(parents=True, exist_ok=True)
     table = pd.concat(curves, ignore_index=True)
     table.to_csv(settings.out / "phase_scale.csv", index=False)
     if not table.empty:
-        transition_figure(table, settings.pick(FULL_GRID, SMOKE_GRID)).savefig(settings.out / "phase_scale.png",
-                                                                              dpi=150)
-    return rows
+        figure = transition_figure(table, settings.pick(FULL_GRID, SMOKE_GRID))
+        figure.savefig(settings.out / "phase_scale.png", dpi=150)
+        import matplotlib.pyplot as plt
+
+        plt.close(figure)
 
 
 def transition_figure(table: pd.DataFrame, grid: dict[str, int]):

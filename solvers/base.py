@@ -24,7 +24,7 @@ from solvers._kernels import robust_norm
 
 log = logging.getLogger(__name__)
 
-STATUSES = ("ok", "max_iter", "diverged", "timeout", "error")
+STATUSES = ("ok", "max_iter", "stalled", "diverged", "timeout", "error")
 
 #: name -> solver class; filled by ``Solver.__init_subclass__`` for every class that sets ``name``.
 REGISTRY: dict[str, type[Solver]] = {}
@@ -268,6 +268,17 @@ class CycleDetector:
         return State(x=self.best_x, step_size=state.step_size, cache=state.cache), message
 
 
+def stalled(objective: Any, earlier: Any, rate: float, window: int) -> Any:
+    """f(x_t) > ρ^{2w}·f(x_{t−w}) (`IterativeSolver`'s ``stall_window``), elementwise on arrays; the one
+    formula of the one-trial and batched loops, so both decide alike bit for bit."""
+    return objective > rate ** (2 * window) * earlier
+
+
+def stall_message(objective: float, earlier: float, rate: float, window: int) -> str:
+    return (f"stalled: the objective fell by less than a factor {rate ** (2 * window):.4g} in {window} iterations "
+            f"({earlier:.6g} -> {objective:.6g}; residual rate above stall_rate={rate:g})")
+
+
 class IterativeSolver(Solver):
     """An iterative method x_{t+1} = step(x_t); the loop, stopping rules and trace live here, once.
 
@@ -286,6 +297,20 @@ class IterativeSolver(Solver):
         Wall-clock budget in seconds for the iterations (status ``timeout`` when exceeded).
     divergence_factor : float
         Status ``diverged`` when ‖x_t − x*‖ exceeds this factor times max(‖x_0 − x*‖, ‖x*‖, 1), or on NaN/inf.
+    stall_window : int, optional
+        Status ``stalled`` when, after at least this many iterations w, the objective has not fallen below
+        ``stall_rate``^(2w) times its value w iterations earlier: f(x_t) > ρ^{2w}·f(x_{t−w}). For least squares
+        (f = ½‖r‖²) this is Blanchard & Tanner's rule for NIHT — the average convergence rate of the residual
+        over the window, (‖r_t‖/‖r_{t−w}‖)^{1/w}, exceeds ρ (GAGA, "Performance comparisons of greedy algorithms
+        in compressed sensing", 2015: w = 15, ρ = 0.999), for comparisons with GAGA's numbers. It ends failing
+        trials long before ``max_iter``, but it also ends trials that would have succeeded after a plateau, so it
+        moves a phase transition: on the n = 200 diagram (15 x 15 cells, 20 trials, w = 15, ρ = 0.999) it cut IHT's
+        wall time from 38 s to 23 s and CoSaMP's from 107 s to 27 s, and lost 16% of IHT's successes (947 → 794)
+        and 4% of CoSaMP's (1573 → 1514), all near the transition (README, "Stopping failing trials early").
+        Ratios only, so the rule does not depend on the scale of A or y; it assumes f ≥ 0 (every loss here).
+        None (default): off.
+    stall_rate : float
+        ρ ∈ (0, 1) of ``stall_window``.
     """
 
     #: Whether x_{t+1} is a function of x_t alone (not of a random draw), so that x_t = x_s for some s < t − 1
@@ -293,12 +318,15 @@ class IterativeSolver(Solver):
     deterministic: ClassVar[bool] = True
 
     def __init__(self, *, k: int | None = None, max_iter: int = 500, tol: float = 1e-10,
-                 time_budget: float | None = None, divergence_factor: float = 1e8):
+                 time_budget: float | None = None, divergence_factor: float = 1e8, stall_window: int | None = None,
+                 stall_rate: float = 0.999):
         self.k = k
         self.max_iter = max_iter
         self.tol = tol
         self.time_budget = time_budget
         self.divergence_factor = divergence_factor
+        self.stall_window = stall_window
+        self.stall_rate = stall_rate
 
     def init(self, problem: Problem) -> State:
         """The state before the first iteration (x_0 = problem.x0 by default)."""
@@ -314,6 +342,11 @@ class IterativeSolver(Solver):
         positive("tol", self.tol, error=SolverConfigError)
         positive("time_budget", self.time_budget, allow_none=True, error=SolverConfigError)
         positive("divergence_factor", self.divergence_factor, error=SolverConfigError)
+        if self.stall_window is not None:
+            integer("stall_window", self.stall_window, low=1, error=SolverConfigError)
+        positive("stall_rate", self.stall_rate, error=SolverConfigError)
+        if not self.stall_rate < 1:
+            raise SolverConfigError(f"stall_rate must be below 1, got {self.stall_rate!r}")
         if self.needs_k:
             self.k_ = self.sparsity(problem)
 
@@ -368,7 +401,9 @@ class IterativeSolver(Solver):
                 break
             if cycle is not None:
                 cycle.visit(state.x, row["objective"], iteration, key)
-            status, message = self._stopping(state.x, previous, row, blowup, elapsed)
+            earlier = (trace.rows[iteration - self.stall_window]["objective"]
+                       if self.stall_window is not None and iteration >= self.stall_window else None)
+            status, message = self._stopping(state.x, previous, row, blowup, elapsed, earlier)
             if status == "running" and state.finished:
                 status, message = "ok", state.finished
             if status != "running":
@@ -378,7 +413,8 @@ class IterativeSolver(Solver):
         return _finish(problem, trace, state.x, status, message, iteration, elapsed)
 
     def _stopping(self, x: np.ndarray, previous: np.ndarray, row: dict[str, Any], blowup: float,
-                  elapsed: float) -> tuple[str, str]:
+                  elapsed: float, earlier: float | None = None) -> tuple[str, str]:
+        """The loop's rules in order; ``earlier`` is f(x_{t−w}) for ``stall_window`` w (None: too early or off)."""
         if not np.all(np.isfinite(x)) or not np.isfinite(row["objective"]):
             return "diverged", "iterate or objective is not finite"
         if row["distance"] > blowup:
@@ -386,6 +422,8 @@ class IterativeSolver(Solver):
         change = robust_norm(x - previous)
         if change <= self.tol * robust_norm(previous):
             return "ok", f"converged: step length {change:.3g} below tol={self.tol:g}"
+        if earlier is not None and stalled(row["objective"], earlier, self.stall_rate, self.stall_window):
+            return "stalled", stall_message(row["objective"], earlier, self.stall_rate, self.stall_window)
         if self.time_budget is not None and elapsed > self.time_budget:
             return "timeout", f"time budget of {self.time_budget:g} s exceeded"
         return "running", ""

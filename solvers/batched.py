@@ -12,7 +12,7 @@ Design
 **One loop.** `BatchedSolver.run` is `solvers.base.IterativeSolver.run` for B trials at once: the same rules in the
 same order — the solver's own stopping rule, the cycle rule (`solvers.base.CycleDetector`: a point visited before,
 not the previous one, ends the run at the best point visited), non-finite iterates, divergence, the relative step
-test ‖x_t − x_{t−1}‖ ≤ tol·‖x_{t−1}‖, ``max_iter`` — and the verdict on the final point of `solvers.base._finish`.
+test ‖x_t − x_{t−1}‖ ≤ tol·‖x_{t−1}‖, the stall rule (``stall_window``), ``max_iter`` — and the verdict on the final point of `solvers.base._finish`.
 A solver writes only ``init`` and ``step`` on stacked arrays; ``init`` starts from the one-trial ``init`` of every
 instance, so per-instance constants (the step 1/L, the Hessian factor, OMP's floors) are the one-trial values and
 an instance whose ``init`` fails ends with status ``error`` as it would alone.
@@ -59,7 +59,7 @@ from problems.base import Problem
 from problems.batched import ProblemBatch
 from solvers._kernels import (SPARSE_PRODUCT_DENSITY, cholesky_solve, least_squares_on_support, robust_norm,
                               solve_lower_triangular)
-from solvers.base import IterativeSolver, Result, State, Trace, _finish
+from solvers.base import IterativeSolver, Result, State, Trace, _finish, stall_message, stalled
 from solvers.hard_thresholding import HTP, IHT, MAX_BACKTRACKS, NIHT
 from solvers.iobs import TopkIOBS
 from solvers.newton_step import NSIHT
@@ -402,14 +402,16 @@ class _Active:
     ``x`` is x_{t−1}, ``step2`` the square of (1 + w)·tol·‖x_{t−1}‖ (to rounding; w = `EXACT_WINDOW`), ``margin2``
     the squared norm above which x_t may be beyond the blow-up scale; ``keys[:, s]`` is the cycle key (`cycle_keys`) of
     x_s, for every s < t (capacity doubled as needed); ``best_*`` is the best point visited (lowest objective,
-    strict), as in `solvers.base.CycleDetector`; ``last_*`` are the step size and time of the last recorded row.
+    strict), as in `solvers.base.CycleDetector`; ``last_*`` are the step size and time of the last recorded row;
+    ``objectives[:, s % w]`` is f(x_s) for the last w = ``stall_window`` iterations s (one column when the rule is
+    off), the f(x_{t−w}) of the stall rule.
     """
 
     ROW_FIELDS = ("ids", "x", "step2", "x_star", "blowup", "margin2", "best_x", "best_objective", "best_iteration",
-                  "last_step", "last_time", "elapsed", "keys")
+                  "last_step", "last_time", "elapsed", "keys", "objectives")
 
     def __init__(self, ids: np.ndarray, x: np.ndarray, objective: np.ndarray, x_star: np.ndarray, factor: float,
-                 tol: float, elapsed: np.ndarray, keys: np.ndarray):
+                 tol: float, elapsed: np.ndarray, keys: np.ndarray, window: int | None = None):
         self.ids, self.x, self.x_star, self.elapsed = ids, x, x_star, elapsed
         self.step2 = (tol * (1 + EXACT_WINDOW)) ** 2 * np.einsum("ij,ij->i", x, x)
         star = np.array([robust_norm(v) for v in x_star])
@@ -425,6 +427,7 @@ class _Active:
         self.best_iteration = np.zeros(ids.size, dtype=int)
         self.last_step = np.full(ids.size, np.nan)
         self.last_time = elapsed.copy()
+        self.objectives = np.repeat(objective[:, None], window or 1, axis=1)
 
     def keep(self, rows: np.ndarray) -> None:
         for name in self.ROW_FIELDS:
@@ -547,7 +550,7 @@ class BatchedSolver:
         x0 = be.host(S["x"]).copy()
         elapsed = np.full(alive.size, init_time + (time.perf_counter() - tic) / alive.size)
         act = _Active(alive, x0, objective, batch.x_star[alive], solver.divergence_factor, solver.tol, elapsed,
-                      cycle_keys(x0, self._weights))
+                      cycle_keys(x0, self._weights), solver.stall_window)
         self.active_sizes_ = []
         for t in range(1, solver.max_iter + 1):
             if not act.ids.size:
@@ -595,7 +598,7 @@ class BatchedSolver:
         np.copyto(act.best_x, x, where=improved[:, None])
         act.best_objective = np.where(improved, objective, act.best_objective)
         act.best_iteration[improved] = t
-        self._stopping(batch, act, x, objective, visited, step.finished, at_current)
+        self._stopping(batch, act, x, objective, visited, step.finished, at_current, t)
         act.elapsed = act.elapsed + (time.perf_counter() - tic) / b
         for j, status, message, n_iter in at_previous:
             ends[act.ids[j]] = _End(act.x[j], status, message, n_iter, t - 1, act.last_step[j], act.last_time[j])
@@ -638,13 +641,23 @@ class BatchedSolver:
         return visited
 
     def _stopping(self, batch: ProblemBatch, act: _Active, x: np.ndarray, objective: np.ndarray,
-                  visited: np.ndarray, finished: np.ndarray | None, at_current: list) -> np.ndarray:
+                  visited: np.ndarray, finished: np.ndarray | None, at_current: list, t: int) -> np.ndarray:
         """`IterativeSolver._stopping`, then the solver's own rule, for the visited rows; returns ‖x_t‖ per row.
 
         Clear cases are decided from vectorised norms; a row that is not finite, within `EXACT_WINDOW` of the step
-        test, near the blow-up scale (‖x_t‖ + ‖x*‖ bounds ‖x_t − x*‖) or finishing by its own rule is decided by
-        the one-trial arithmetic (`robust_norm`, the instance's objective)."""
+        test, near the blow-up scale (‖x_t‖ + ‖x*‖ bounds ‖x_t − x*‖), stalled or finishing by its own rule is
+        decided by the one-trial arithmetic (`robust_norm`, the instance's objective). The stall rule reads the
+        objectives of the batch, which are the one-trial objectives bit for bit (same residual, same ``ddot``)."""
         tol, factor = self.solver.tol, self.solver.divergence_factor
+        window, rate = self.solver.stall_window, self.solver.stall_rate
+        stall = np.zeros(x.shape[0], dtype=bool)
+        if window is not None:
+            column = t % window
+            earlier = act.objectives[:, column].copy()  # f(x_{t−w}) once t ≥ w
+            if t >= window:
+                with np.errstate(invalid="ignore"):
+                    stall = stalled(objective, earlier, rate, window)
+            act.objectives[:, column] = objective
         with np.errstate(invalid="ignore", over="ignore"):
             norm2 = np.einsum("ij,ij->i", x, x)
             dx = x - act.x
@@ -654,6 +667,7 @@ class BatchedSolver:
             act.step2 = ((tol * (1 + EXACT_WINDOW)) ** 2) * norm2
         if finished is not None:
             close |= finished != ""
+        close |= stall
         for j in np.flatnonzero(close & visited):
             xj, previous = x[j], act.x[j]
             with np.errstate(all="ignore"):
@@ -668,6 +682,8 @@ class BatchedSolver:
             step = robust_norm(xj - previous)
             if step <= tol * robust_norm(previous):
                 at_current.append((j, xj, "ok", f"converged: step length {step:.3g} below tol={tol:g}"))
+            elif stall[j] and stalled(value, earlier[j], rate, window):
+                at_current.append((j, xj, "stalled", stall_message(value, earlier[j], rate, window)))
             elif finished is not None and finished[j]:
                 at_current.append((j, xj, "ok", finished[j]))
         return norm2

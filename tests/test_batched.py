@@ -88,6 +88,42 @@ def test_batched_solver_reproduces_the_one_trial_solver(name):
     assert any(successes) and not all(successes)  # the cells reach beyond the phase transition
 
 
+@pytest.mark.parametrize("name", SOLVERS)
+def test_stalled_trials_end_as_alone(name):
+    """With the stall rule on (w = 10, ρ = 0.999: less than 2% decrease of f in 10 iterations ends a run), the
+    batched and one-trial runs stop the same trials at the same iteration with the same message; failing trials
+    that stall are failures (a budget k = m fits y exactly at a wrong point and keeps descending: no stall)."""
+    cls, params = SOLVERS[name]
+    params = {**params, "stall_window": 10}
+    statuses = []
+    for m, d, budgets in COLUMNS[:2]:
+        problems = [make_compressed_sensing(m=m, d=d, k_star=k, seed=1000 * k + trial)
+                    for k in budgets for trial in range(TRIALS)]
+        solvers = [cls(k=k, **params) for k in budgets for _ in range(TRIALS)]
+        results = BATCHED[cls](solvers[0]).run(ProblemBatch.from_problems(problems), solvers=solvers)
+        for problem, solver, batched in zip(problems, solvers, results):
+            one = solver.run(problem)
+            assert_same_result(one, batched)
+            statuses.append(one.status)
+            if one.status == "stalled":
+                trace = pd.DataFrame(one.trace).set_index("iteration")["objective"]
+                t = one.n_iter
+                assert t >= 10 and trace[t] > 0.999 ** 20 * trace[t - 10]
+                assert one.trace[-1]["rel_error"] > 1e-4
+    if name not in ("htp", "sp", "omp"):  # these end at a fixed point or a cycle within a few iterations
+        assert "stalled" in statuses
+
+
+@pytest.mark.parametrize("params, message", [(dict(stall_window=0), "stall_window=0 must be a positive integer"),
+                                             (dict(stall_window=15, stall_rate=1.0), "stall_rate must be below 1"),
+                                             (dict(stall_window=15, stall_rate=0.0), "stall_rate")])
+def test_stall_parameters_are_checked(params, message):
+    from solvers.base import SolverConfigError
+
+    with pytest.raises(SolverConfigError, match=message):
+        IHT(**params).run(make_compressed_sensing(m=20, d=40, k_star=2, seed=0))
+
+
 @pytest.mark.parametrize("params", [dict(step_scale=8.0), dict(step_scale=8.0, divergence_factor=1e300)])
 def test_diverging_trials_end_as_alone(params):
     """A step 8/L blows up: the error passes the blow-up scale (or, with that scale at 1e300, the iterate

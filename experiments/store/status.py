@@ -4,7 +4,7 @@ A run ended by the scheduler (time limit, pre-emption, ``scancel``: `experiments
 the store with status ``interrupted`` and the cause in ``message`` — so reports and ``obsbench-collect`` show
 what happened — but it is not a result: `experiments.store.results.ResultStore.has` does not count it, and the
 next run of the same command recomputes it and replaces the record. Every other status (``ok``, ``max_iter``,
-``diverged``, ``error``, ``timeout`` — the solver's own ``time_budget``) is a solver outcome, and final.
+``stalled``, ``diverged``, ``error``, ``timeout`` — the solver's own ``time_budget``) is a solver outcome, and final.
 """
 
 from __future__ import annotations
