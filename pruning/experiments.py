@@ -77,7 +77,7 @@ def _rows(task: PruningTask, W0: dict[str, torch.Tensor], calib: np.ndarray,
         rows += [{"split": split, "metric": k, "value": v, "layer": ""}
                  for k, v in task.evaluate(split, idx).items()]
     if with_layers:
-        errs = metrics.layer_errors(named_linears(task.blocks), W0, task.forward, task.batches("heldout"))
+        errs = metrics.layer_errors(named_linears(task.blocks), W0, task.forward, task.stream("heldout"))
         rows += [{"split": "heldout", "metric": "layer_error", "value": v, "layer": k} for k, v in errs.items()]
     return rows
 

@@ -39,7 +39,8 @@ KINDS = {"smollm2": "lm", "minilm": "encoder"}
 class TaskConfig:
     """What to load. ``device``: ``cpu`` (default), ``cuda`` or ``auto`` (CUDA when present); ``dtype``:
     ``auto`` = bfloat16 on CUDA, float32 on CPU; ``*_items`` cap the items (images, token windows,
-    paragraphs) of a split; ``batch_size`` is the number of calibration items per I-OBS round."""
+    paragraphs) of a split; ``batch_size`` is the number of calibration items per I-OBS round; ``class_map``:
+    the class index of each image folder (`pruning.data.class_indices`: a mapping file, or ``sorted``)."""
 
     model: str = "vit"
     path: str | None = None
@@ -53,6 +54,7 @@ class TaskConfig:
     eval_items: int | None = None
     calibration_path: str | None = None
     eval_path: str | None = None
+    class_map: str | None = None
 
 
 def resolve_device(device: str) -> str:
@@ -100,17 +102,31 @@ def _source(cfg: TaskConfig) -> tuple[Path, dict[str, Any], str]:
         raise ValueError(f"unknown model {cfg.model!r}: use vit, smollm2, minilm, or hf with path=<dir>")
     from transformers import AutoConfig
 
-    archs = AutoConfig.from_pretrained(cfg.path, local_files_only=True).architectures or [""]
-    kind = "lm" if archs[0].endswith("ForCausalLM") else (
-        "vision" if archs[0].endswith("ForImageClassification") else "encoder")
-    return Path(cfg.path), {}, kind
+    arch = (AutoConfig.from_pretrained(cfg.path, local_files_only=True).architectures or [""])[0]
+    return Path(cfg.path), {}, model_kind(arch)
+
+
+def model_kind(architecture: str) -> str:
+    """``lm``, ``vision`` or ``encoder`` from a config's ``architectures[0]``. Distilled DeiT is
+    ``DeiTForImageClassificationWithTeacher``: a vision model, not an encoder."""
+    if architecture.endswith("ForCausalLM"):
+        return "lm"
+    if "ForImageClassification" in architecture:
+        return "vision"
+    return "encoder"
 
 
 def _hf_model(directory: Path, extra: dict[str, Any], kind: str, dtype: torch.dtype) -> torch.nn.Module:
+    """The checkpoint's own class where it names a vision architecture: the Auto class would load distilled DeiT
+    as ``DeiTForImageClassification``, whose ``classifier`` head the checkpoint does not have (its heads are
+    ``cls_classifier`` and ``distillation_classifier``), i.e. with a randomly initialised head."""
     import transformers as tf
 
     cls = {"lm": tf.AutoModelForCausalLM, "vision": tf.AutoModelForImageClassification,
            "encoder": tf.AutoModel}[kind]
+    if kind == "vision":
+        arch = (tf.AutoConfig.from_pretrained(directory, local_files_only=True).architectures or [""])[0]
+        cls = getattr(tf, arch, None) or cls
     return cls.from_pretrained(directory, dtype=dtype, local_files_only=True, **extra)
 
 
@@ -177,16 +193,19 @@ def _encoder_task(cfg: TaskConfig, model: torch.nn.Module, tok: Any) -> PruningT
 
 
 def _image_task(cfg: TaskConfig, model: torch.nn.Module, directory: Path) -> PruningTask:
-    from PIL import Image
     from transformers import AutoImageProcessor
 
     if not (cfg.calibration_path and cfg.eval_path):
         raise ValueError("vision models need calibration_path and eval_path (ImageNet-style class folders)")
     proc = AutoImageProcessor.from_pretrained(directory, local_files_only=True)
+    labels_of = dict(label2id=getattr(model.config, "label2id", None), num_labels=model.config.num_labels,
+                     class_map=cfg.class_map)
     splits = []
     for path, limit in ((cfg.calibration_path, cfg.calib_items), (cfg.eval_path, cfg.eval_items)):
-        files, labels = data.image_folder(path, limit, cfg.seed)
-        pix = proc([Image.open(f).convert("RGB") for f in files], return_tensors="pt")["pixel_values"]
-        splits.append({"pixel_values": pix.to(torch_dtype(cfg)), "labels": torch.tensor(labels)})
+        files, labels = data.image_folder(path, limit, cfg.seed, **labels_of)
+        # decoded batch by batch (the held-out set may be all of ImageNet's validation images); the calibration
+        # items are decoded once each round they are drawn
+        splits.append({"pixel_values": data.ImageFiles(files, proc, torch_dtype(cfg)),
+                       "labels": torch.tensor(labels)})
     return _make(VisionTask, cfg, model, *splits)
 

@@ -104,7 +104,7 @@ class SyntheticLayerTask(PruningTask):
     def evaluate(self, split: str, indices: np.ndarray | None = None) -> dict[str, float]:
         num = den = 0.0
         with torch.no_grad():
-            for batch in self.batches(split, indices):
+            for batch in self.stream(split, indices):
                 num += float(((self.forward(batch) - batch["y"]) ** 2).sum())
                 den += float((batch["y"] ** 2).sum())
         return {"rel_error": num / den}

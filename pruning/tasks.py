@@ -9,7 +9,7 @@ micro-batches of ``micro_batch`` items on demand, so every family shares the bat
 from __future__ import annotations
 
 import logging
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Iterator
 
 import numpy as np
 import torch
@@ -60,12 +60,18 @@ class PruningTask:
         return find_blocks(self.model)
 
     def batches(self, split: str, indices: np.ndarray | None = None) -> list[Batch]:
-        """Micro-batches (on the device) of ``split``, restricted to item ``indices`` when given."""
+        """Micro-batches (on the device) of ``split``, restricted to item ``indices`` when given (a list: the
+        calibration batches of a round are read several times)."""
+        return list(self.stream(split, indices))
+
+    def stream(self, split: str, indices: np.ndarray | None = None) -> Iterator[Batch]:
+        """The micro-batches of `batches` one at a time, each made when it is needed: a split of images on disk
+        (`pruning.data.ImageFiles`) is decoded batch by batch, never all at once. Evaluation reads this."""
         data = self.splits[split]
         n = next(iter(data.values())).shape[0]
         idx = torch.as_tensor(np.arange(n) if indices is None else np.asarray(indices))
-        return [{k: v[chunk].to(self.device) for k, v in data.items()}
-                for chunk in idx.split(self.micro_batch)]
+        for chunk in idx.split(self.micro_batch):
+            yield {k: v[chunk].to(self.device) for k, v in data.items()}
 
     def round_batches(self, round_: int) -> list[Batch]:
         """Calibration micro-batches of I-OBS round ``round_`` (1-based)."""
@@ -99,7 +105,7 @@ class VisionTask(PruningTask):
     def evaluate(self, split: str, indices: np.ndarray | None = None) -> dict[str, float]:
         logits, labels = [], []
         with torch.no_grad():
-            for batch in self.batches(split, indices):
+            for batch in self.stream(split, indices):
                 logits.append(self.forward(batch).float().cpu())
                 labels.append(batch["labels"].cpu())
         return metrics.classification(torch.cat(logits), torch.cat(labels))
@@ -120,7 +126,7 @@ class CausalLMTask(PruningTask):
     def evaluate(self, split: str, indices: np.ndarray | None = None) -> dict[str, float]:
         total, tokens = 0.0, 0
         with torch.no_grad():
-            for batch in self.batches(split, indices):
+            for batch in self.stream(split, indices):
                 n = batch["input_ids"][:, 1:].numel()
                 total += float(self.loss(batch)) * n
                 tokens += n
@@ -149,7 +155,7 @@ class EncoderTask(PruningTask):
 
     def embed_split(self, split: str, indices: np.ndarray | None = None) -> torch.Tensor:
         with torch.no_grad():
-            return torch.cat([self.embed(b).float().cpu() for b in self.batches(split, indices)])
+            return torch.cat([self.embed(b).float().cpu() for b in self.stream(split, indices)])
 
     def loss(self, batch: Batch, split: str = "calibration") -> torch.Tensor:
         target = self.reference[split][batch["index"].cpu()].to(self.device)
