@@ -14,7 +14,11 @@ Two parts, both real ``obsbench`` command lines in an empty results root:
    (joblib workers on every core, batched trials where the solver has a batched twin), the fits and figures.
    The 50% transition with its 95% interval per δ comes from the command's ``phase_transition.csv``.
 
-Writes ``phase_scale.csv`` (every solver's ρ₅₀ and interval per δ) beside the benchmark tables.
+Writes ``phase_scale.csv`` (every diagram's ρ₅₀ and interval per δ, its wall time), ``phase_scale.md`` (the
+README's table: ρ₅₀ [95% interval] at five δ) and ``phase_scale.png`` (every 50% curve with its band and the ℓ1
+weak threshold) beside the benchmark tables.
+
+    .venv/bin/python -m benchmarks.phase_scale --solvers htp,niht --scratch /tmp/scale --out /tmp/scale/out
 """
 
 from __future__ import annotations
@@ -147,11 +151,31 @@ def run(settings: Settings, solvers: Sequence[str] | None = None) -> list[Row]:
     return rows
 
 
+#: δ columns of the README's transition table (cell centres of the 15-column grid)
+TABLE_DELTAS = (0.1, 0.3, 0.5, 0.7, 0.9)
+
+
+def transition_table(table: pd.DataFrame, deltas: Sequence[float] = TABLE_DELTAS) -> str:
+    """Markdown: per diagram (``setting``), its wall time and ρ₅₀ [95% interval] at the δ columns nearest
+    ``deltas``."""
+    lines = ["| diagram | wall time | " + " | ".join(f"ρ₅₀ at δ = {d:g}" for d in deltas) + " |",
+             "|---|---|" + "---|" * len(deltas)]
+    for setting, curve in table.groupby("setting", sort=False):
+        cells = []
+        for delta in deltas:
+            row = curve.iloc[(curve["delta"] - delta).abs().argmin()]
+            cells.append(f"{row['rho50']:.3f} [{row['low']:.3f}, {row['high']:.3f}]" if pd.notna(row["rho50"])
+                         else "—")
+        lines.append(f"| {setting} | {curve['seconds'].iloc[0]:.0f} s | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def _write(curves: list[pd.DataFrame], settings: Settings) -> None:
     settings.out.mkdir(parents=True, exist_ok=True)
     table = pd.concat(curves, ignore_index=True)
     table.to_csv(settings.out / "phase_scale.csv", index=False)
     if not table.empty:
+        (settings.out / "phase_scale.md").write_text(transition_table(table))
         figure = transition_figure(table, settings.pick(FULL_GRID, SMOKE_GRID))
         figure.savefig(settings.out / "phase_scale.png", dpi=150)
         import matplotlib.pyplot as plt

@@ -100,3 +100,12 @@ def test_benchmark_script_runs_every_group_in_smoke_mode(tmp_path):
     table = (tmp_path / "benchmarks.md").read_text()
     assert "| group | target | measured |" in table and "machine:" in table
     assert (tmp_path / "scaling.png").is_file()
+
+
+def test_stall_replay_finds_the_first_iteration_the_rule_would_stop():
+    from benchmarks.stall_rule import first_stop
+
+    objective = np.array([8.0, 4.0, 2.0, 1.99, 1.0, 0.999])
+    assert first_stop(objective, 1, 0.999) == 5  # 0.999 > 0.999² · 1; 1.99 < 0.999² · 2 is still progress
+    assert first_stop(objective, 2, 0.999) is None  # over every two steps f at least halves
+    assert first_stop(objective, 1, 0.5) == 1  # 4 > 0.25 · 8
