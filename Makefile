@@ -42,7 +42,8 @@ test-slurm: $(STAMP)
 
 # Performance benchmarks (python -m benchmarks.run --help): installs the peers (optional extra .[bench]), writes
 # benchmarks/results/benchmarks.csv and .md. Takes hours on 2 cores: the n = 1000 phase diagrams of issue #18
-# (group phase_scale, about 2.5 h with CoSaMP and SP) dominate; `python -m benchmarks.run --quick` skips them.
+# (group phase_scale: 74 min for HTP, NIHT, IHT, SP and OMP with the pilots on 2026-12-02; CoSaMP and basis
+# pursuit take hours each) dominate; `python -m benchmarks.run --quick` skips them.
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
 	$(BIN)/python -m benchmarks.run

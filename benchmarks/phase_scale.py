@@ -119,11 +119,13 @@ def diagram(solver: str, extra: Sequence[str], label: str, settings: Settings) -
     curves = pd.DataFrame()
     if outcome.ok:
         curves = sweep_table(root, "phase_transition.csv").assign(setting=label, seconds=outcome.seconds)
-    else:
-        note += f"; FAILED (exit {outcome.returncode}): {outcome.tail.splitlines()[-1] if outcome.tail else ''}"
+    else:  # no diagram: no measurement to hold against the budget (a row without a value is "n/a")
+        note += (f"; FAILED after {outcome.seconds:.0f} s (exit {outcome.returncode}): "
+                 f"{outcome.tail.splitlines()[-1] if outcome.tail else ''}")
     size = f"d={grid['d']}, {grid['deltas']}x{grid['rhos']} grid, {grid['trials']} trials"
     log.info("n = %d diagram of %s: %.1f s", grid["d"], label, outcome.seconds)
-    return Row(GROUP, f"phase diagram of {label}, {size}", outcome.seconds, "s", threshold=BUDGET_S, note=note), curves
+    seconds = outcome.seconds if outcome.ok else float("nan")
+    return Row(GROUP, f"phase diagram of {label}, {size}", seconds, "s", threshold=BUDGET_S, note=note), curves
 
 
 def run(settings: Settings, solvers: Sequence[str] | None = None) -> list[Row]:
@@ -140,6 +142,7 @@ def run(settings: Settings, solvers: Sequence[str] | None = None) -> list[Row]:
             point = tuned_setting(solver, settings)
             label = f"{solver} tuned ({', '.join(f'{key}={value:g}' for key, value in point.items())})"
             if point == {key: values[0] for key, values in STEP_GRIDS[solver].items()}:
+                label = label[:-1] + "; the default)"
                 row = dataclasses.replace(row, target=row.target.replace(f"of {solver},", f"of {label},"),
                                           note=row.note + "; the pilot kept the default step: the default's diagram")
                 table = table.assign(setting=label) if not table.empty else table
@@ -214,7 +217,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     machine = Machine.current(1)
     write_csv(rows, machine, args.out / "benchmarks.csv")
     write_markdown(rows, machine, args.out / "benchmarks.md", "python -m benchmarks.phase_scale " +
-                   " ".join(argv or []), sum(row.value for row in rows))
+                   " ".join(argv or []), sum(row.value for row in rows if row.value == row.value))
     print(markdown_table(rows))
 
 
