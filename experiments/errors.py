@@ -16,6 +16,7 @@ import errno
 import os
 import sys
 import traceback
+import warnings
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, TextIO
@@ -129,6 +130,10 @@ def boundary(prog: str, *, verbose: bool = False, stream: TextIO | None = None) 
     except KeyboardInterrupt:
         if verbose:
             raise
+        # joblib warns, as it closes an interrupted pool (possibly after this line), that it cancelled the tasks
+        # still running: that is what Ctrl-C asked for, and the one line below already says so
+        warnings.filterwarnings("ignore", message=r".*tasks which were still being processed by the workers",
+                                category=UserWarning)
         say(INTERRUPTED)
         raise SystemExit(INTERRUPTED_STATUS) from None
     except SystemExit:
