@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
+import math
 import os
 from pathlib import Path
 from typing import Sequence
@@ -140,9 +141,10 @@ def run(settings: Settings, solvers: Sequence[str] | None = None) -> list[Row]:
         _write(curves, settings)
         if solver in STEP_GRIDS:
             point = tuned_setting(solver, settings)
-            label = f"{solver} tuned ({', '.join(f'{key}={value:g}' for key, value in point.items())})"
-            if point == {key: values[0] for key, values in STEP_GRIDS[solver].items()}:
-                label = label[:-1] + "; the default)"
+            is_default = point == {key: values[0] for key, values in STEP_GRIDS[solver].items()}
+            label = (f"{solver} tuned ({', '.join(f'{key}={value:g}' for key, value in point.items())}"
+                     f"{'; the default' if is_default else ''})")
+            if is_default:
                 row = dataclasses.replace(row, target=row.target.replace(f"of {solver},", f"of {label},"),
                                           note=row.note + "; the pilot kept the default step: the default's diagram")
                 table = table.assign(setting=label) if not table.empty else table
@@ -217,7 +219,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     machine = Machine.current(1)
     write_csv(rows, machine, args.out / "benchmarks.csv")
     write_markdown(rows, machine, args.out / "benchmarks.md", "python -m benchmarks.phase_scale " +
-                   " ".join(argv or []), sum(row.value for row in rows if row.value == row.value))
+                   " ".join(argv or []), sum(row.value for row in rows if not math.isnan(row.value)))
     print(markdown_table(rows))
 
 

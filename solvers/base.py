@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from problems.base import Problem
-from problems.validation import integer, positive
+from problems.validation import integer, number, positive
 from solvers._kernels import robust_norm
 
 log = logging.getLogger(__name__)
@@ -344,9 +344,8 @@ class IterativeSolver(Solver):
         positive("divergence_factor", self.divergence_factor, error=SolverConfigError)
         if self.stall_window is not None:
             integer("stall_window", self.stall_window, low=1, error=SolverConfigError)
-        positive("stall_rate", self.stall_rate, error=SolverConfigError)
-        if not self.stall_rate < 1:
-            raise SolverConfigError(f"stall_rate must be below 1, got {self.stall_rate!r}")
+        number("stall_rate", self.stall_rate, low=0.0, high=1.0, strict_low=True, strict_high=True,
+               error=SolverConfigError)
         if self.needs_k:
             self.k_ = self.sparsity(problem)
 

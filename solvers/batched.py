@@ -12,7 +12,8 @@ Design
 **One loop.** `BatchedSolver.run` is `solvers.base.IterativeSolver.run` for B trials at once: the same rules in the
 same order — the solver's own stopping rule, the cycle rule (`solvers.base.CycleDetector`: a point visited before,
 not the previous one, ends the run at the best point visited), non-finite iterates, divergence, the relative step
-test ‖x_t − x_{t−1}‖ ≤ tol·‖x_{t−1}‖, the stall rule (``stall_window``), ``max_iter`` — and the verdict on the final point of `solvers.base._finish`.
+test ‖x_t − x_{t−1}‖ ≤ tol·‖x_{t−1}‖, the stall rule (``stall_window``), ``max_iter`` — and the verdict on the final
+point of `solvers.base._finish`.
 A solver writes only ``init`` and ``step`` on stacked arrays; ``init`` starts from the one-trial ``init`` of every
 instance, so per-instance constants (the step 1/L, the Hessian factor, OMP's floors) are the one-trial values and
 an instance whose ``init`` fails ends with status ``error`` as it would alone.

@@ -29,22 +29,26 @@ def opt_dir(tmp_path):
     return tmp_path
 
 
-@pytest.fixture
-def vit_dir(tmp_path):
+def _images(root, folders, per_class=2, size=40, seed=1):
+    """Random RGB images, ``per_class`` in each class folder of ``root``."""
     from PIL import Image
 
+    rng = np.random.default_rng(seed)
+    for name in folders:
+        (root / name).mkdir(parents=True)
+        for i in range(per_class):
+            Image.fromarray(rng.integers(0, 255, (size, size, 3), dtype=np.uint8)).save(root / name / f"{i}.png")
+
+
+@pytest.fixture
+def vit_dir(tmp_path):
     cfg = transformers.ViTConfig(image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=2,
                                  num_attention_heads=2, intermediate_size=64, num_labels=3)
     torch.manual_seed(0)
     transformers.ViTForImageClassification(cfg).save_pretrained(tmp_path / "vit")
     transformers.ViTImageProcessor(size={"height": 32, "width": 32}).save_pretrained(tmp_path / "vit")
-    rng = np.random.default_rng(0)
-    for split in ("train", "val"):
-        for c in ("n01", "n02", "n03"):
-            (tmp_path / split / c).mkdir(parents=True)
-            for i in range(4):
-                pixels = rng.integers(0, 255, (40, 40, 3), dtype=np.uint8)
-                Image.fromarray(pixels).save(tmp_path / split / c / f"{i}.png")
+    for seed, split in enumerate(("train", "val")):
+        _images(tmp_path / split, ["n01", "n02", "n03"], per_class=4, seed=seed)
     return tmp_path
 
 
@@ -68,16 +72,6 @@ def test_hf_image_classifier_from_path(vit_dir):
     df = run_pruning("hf", methods=["sparsegpt", "iobs"], sparsities=[0.5], iobs_rounds=[2],
                      task_options=opts, progress=False)
     _check(df, "accuracy")
-
-
-def _images(root, folders, per_class=2, size=40):
-    from PIL import Image
-
-    rng = np.random.default_rng(1)
-    for name in folders:
-        (root / name).mkdir(parents=True)
-        for i in range(per_class):
-            Image.fromarray(rng.integers(0, 255, (size, size, 3), dtype=np.uint8)).save(root / name / f"{i}.png")
 
 
 def test_image_labels_come_from_the_class_map_not_from_the_folders_present(vit_dir, tmp_path):

@@ -11,8 +11,8 @@ cause in ``message`` — a record of what happened, which `experiments.store.res
 count as stored, so the next run of the same command recomputes it — and the job ends with `JobInterrupted`,
 which the submitter reports in one line.
 
-Only genuine solver outcomes are final: ``ok``, ``max_iter``, ``stalled``, ``diverged``, ``error`` and ``timeout`` (the
-solver's own ``time_budget``, a setting of the run). ``interrupted`` is never final.
+Only genuine solver outcomes are final: ``ok``, ``max_iter``, ``stalled``, ``diverged``, ``error`` and ``timeout``
+(the solver's own ``time_budget``, a setting of the run). ``interrupted`` is never final.
 
 Outside a cluster job nothing changes: a signal is wrapped only where a Python handler is installed (submitit
 installs one for SIGUSR2 and SIGTERM in every job), so a local ``kill`` still ends the process at once (nothing
