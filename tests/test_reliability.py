@@ -77,7 +77,8 @@ def test_two_concurrent_sweeps_on_one_root_do_not_corrupt_each_other(cli):
     sweeps = [("-m", "solver=iht,cosamp", "seed=0,1,2"), ("-m", "solver=cosamp,iht", "seed=2,1,0,3")]
     processes = [subprocess.Popen([exe, *args], cwd=cli.root, env=environment, stdout=subprocess.DEVNULL,
                                   stderr=subprocess.PIPE, text=True) for args in sweeps]
-    assert all(p.wait(timeout=120) == 0 for p in processes)
+    for process in processes:
+        assert process.wait(timeout=120) == 0, process.stderr.read()[-2000:]
     frame = load(cli.results)
     assert frame["run_id"].nunique() == 8 == len(cli.parquet_files())
     assert not frame.duplicated(["run_id", "iteration"]).any()
@@ -153,3 +154,30 @@ def test_user_file_runs_through_the_cli(cli, easy_cs):
     done = cli("problem=from_file", "problem.path=mine.npz", "solver=cosamp", "seed=0")
     assert done.returncode == 0, done.stderr
     assert load(cli.results)["rel_error"].iloc[-1] < 1e-10
+
+
+def test_output_folder_probe_survives_a_concurrent_sweep_making_and_removing_parents(tmp_path, monkeypatch):
+    """Two sweeps started together probe folders under one dated parent: one may find the parent made by the
+    other between its check and its mkdir (EEXIST), or see it removed again by the other's clean-up (ENOENT).
+    Neither is an error: the probe uses a parent made by another sweep, leaves it, and retries a vanished one."""
+    from experiments.execution import preflight
+
+    target = tmp_path / "multirun" / "2026-12-02" / "17-41-11-535883"
+    real_mkdir = Path.mkdir
+    calls = {"date": 0, "leaf": 0}
+
+    def racing_mkdir(self, *args, **kwargs):
+        if self.name == "2026-12-02" and calls["date"] == 0:
+            calls["date"] += 1
+            real_mkdir(self)  # the other sweep made it first
+            raise FileExistsError(17, "File exists", str(self))
+        if self == target and calls["leaf"] == 0:
+            calls["leaf"] += 1
+            raise FileNotFoundError(2, "No such file or directory", str(self))  # and removed it once
+        return real_mkdir(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "mkdir", racing_mkdir)
+    assert preflight.writable_folder(str(target), "hydra.sweep.dir") == target
+    assert calls == {"date": 1, "leaf": 1}
+    assert (tmp_path / "multirun" / "2026-12-02").is_dir()  # the other sweep's folder is left to it
+    assert not target.exists()  # the probe's own folder is removed

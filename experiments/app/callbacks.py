@@ -112,14 +112,21 @@ def _source(key: str, variable: str, raw: Any, config: DictConfig) -> str:
 
 def check_folders(config: DictConfig, points: list[DictConfig]) -> None:
     """The results root of every point and Hydra's output folder can be created and written (a probe file,
-    removed after; nothing is left behind), before any work."""
-    for raw in dict.fromkeys(str(cfg.paths.results) for cfg in points):
-        preflight.writable_folder(raw, _source("paths.results", "OBSBENCH_RESULTS", raw, config))
-    multirun = config.hydra.mode == RunMode.MULTIRUN
-    out_dir, outputs = str(config.hydra.sweep.dir if multirun else config.hydra.run.dir), str(config.paths.outputs)
-    if Path(out_dir).is_relative_to(outputs):
-        preflight.writable_folder(outputs, _source("paths.outputs", "OBSBENCH_OUTPUTS", outputs, config))
-    preflight.writable_folder(out_dir, "hydra.sweep.dir" if multirun else "hydra.run.dir")
+    removed after), before any work. The last check of a run: if one folder is refused, the folders the probes
+    made are removed again (nothing is left behind); if all pass, they stay for the run (`writable_folder`)."""
+    made: list[Path] = []
+    try:
+        for raw in dict.fromkeys(str(cfg.paths.results) for cfg in points):
+            preflight.writable_folder(raw, _source("paths.results", "OBSBENCH_RESULTS", raw, config), made)
+        multirun = config.hydra.mode == RunMode.MULTIRUN
+        out_dir = str(config.hydra.sweep.dir if multirun else config.hydra.run.dir)
+        outputs = str(config.paths.outputs)
+        if Path(out_dir).is_relative_to(outputs):
+            preflight.writable_folder(outputs, _source("paths.outputs", "OBSBENCH_OUTPUTS", outputs, config), made)
+        preflight.writable_folder(out_dir, "hydra.sweep.dir" if multirun else "hydra.run.dir", made)
+    except Exception:
+        preflight.remove_folders(made)
+        raise
 
 
 def check_launcher(config: DictConfig) -> None:

@@ -4,7 +4,7 @@
 - the memory a problem needs is estimated from its dimensions before it is built (`check_memory`, called by
   `experiments.execution.runner.build` and ``prepare``), and refused with the bytes needed and available;
 - the results root and Hydra's output folder must be folders that can be created and written (a probe file,
-  removed after; `writable_folder`);
+  removed after; `writable_folder`; the folders it made are removed if the run is refused);
 - user files enter a run's identity by content (`content_digest`), so a changed file is a new run.
 
 Every check raises a one-line ``ValueError``.
@@ -118,9 +118,21 @@ def check_memory(problem: Mapping[str, Any], solver: Mapping[str, Any] | None = 
 
 # ------------------------------------------------------------------------------------------------- file system
 
-def writable_folder(raw: Any, name: str) -> Path:
-    """The folder ``raw`` as an absolute path, after checking that it can be created and written: a probe file is
-    written and removed, and folders created for the probe are removed again (nothing is left behind)."""
+#: Tries of `writable_folder` when a concurrent sweep removes the parent folders it is creating.
+PROBE_ATTEMPTS = 5
+
+
+def writable_folder(raw: Any, name: str, made: list[Path] | None = None) -> Path:
+    """The folder ``raw`` as an absolute path, after checking that it can be created and written (a probe file is
+    written and removed).
+
+    The folders it creates are appended to ``made``, for the caller to remove (`remove_folders`) if a later check
+    refuses the run; without ``made`` they are removed before it returns. A caller that goes on to use the folder
+    keeps them: two sweeps started together share dated parents (``outputs/multirun/<day>``), and a probe that
+    removed what it made could pull a parent from under the other sweep's Hydra while it creates its own folder.
+    A parent that another sweep makes meanwhile is used and left to it; one that vanishes meanwhile is made again
+    (up to `PROBE_ATTEMPTS` tries).
+    """
     text = "" if raw is None else str(raw).strip()
     if not text:
         raise ValueError(f"{name} is empty: give a folder")
@@ -132,25 +144,49 @@ def writable_folder(raw: Any, name: str) -> Path:
         if existing == path:
             raise ValueError(f"{name}={text} is a file, not a folder")
         raise ValueError(f"{name}={text} cannot be a folder: {existing} is a file")
+    missing = list(reversed([path, *path.parents][: len(path.relative_to(existing).parts)]))
     created: list[Path] = []
     try:
-        for folder in reversed([path, *path.parents][: len(path.relative_to(existing).parts)]):
-            folder.mkdir()
-            created.append(folder)
-        probe = path / f".probe-{os.getpid()}.tmp"
-        probe.write_bytes(b"obsbench")
-        probe.unlink()
+        for attempt in range(PROBE_ATTEMPTS):
+            try:
+                for folder in missing:
+                    try:
+                        folder.mkdir()
+                    except FileExistsError:
+                        if folder.is_dir():  # made meanwhile by a concurrent sweep (or an earlier try): use it
+                            continue
+                        raise
+                    created.append(folder)
+                probe = path / f".probe-{os.getpid()}.tmp"
+                probe.write_bytes(b"obsbench")
+                probe.unlink()
+                break
+            except FileNotFoundError:  # a parent vanished meanwhile (a concurrent sweep that was refused)
+                if attempt == PROBE_ATTEMPTS - 1:
+                    raise ValueError(f"{name}={text} cannot be created (its parent folders keep vanishing): "
+                                     "give a writable folder") from None
     except OSError as exc:
+        remove_folders(created)
         reason = exc.strerror or type(exc).__name__
         raise ValueError(f"{name}={text} cannot be created or written ({reason.lower()}): "
                          "give a writable folder") from None
-    finally:
-        for folder in reversed(created):
-            try:
-                folder.rmdir()
-            except OSError:  # something else wrote there meanwhile (e.g. a concurrent sweep): leave it
-                break
+    except ValueError:
+        remove_folders(created)
+        raise
+    if made is None:
+        remove_folders(created)
+    else:
+        made.extend(created)
     return path
+
+
+def remove_folders(folders: list[Path]) -> None:
+    """Remove folders `writable_folder` made, deepest first; one that something else wrote into is left."""
+    for folder in reversed(folders):
+        try:
+            folder.rmdir()
+        except OSError:
+            pass
 
 
 # ----------------------------------------------------------------------------------------------- user files
