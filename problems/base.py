@@ -48,11 +48,20 @@ def design_arrays(A: np.ndarray, y: np.ndarray, d: int) -> tuple[np.ndarray, np.
 
 
 def largest_eigenvalue_gram(A: np.ndarray) -> float:
-    """λ_max(AᵀA) = σ_max(A)², by a dense SVD for small A and Lanczos (ARPACK) otherwise.
+    """λ_max(AᵀA) = σ_max(A)², for small A as the largest eigenvalue of the smaller Gram matrix (AAᵀ or AᵀA,
+    LAPACK ``syevr`` for that one eigenvalue: 2-3x cheaper than the singular values, and exact to ε·λ_max, the
+    accuracy of σ_max² itself), and by Lanczos (ARPACK) otherwise.
 
-    The Lanczos start vector is fixed so the value is deterministic.
+    The Lanczos start vector is fixed so the value is deterministic. A Gram matrix that overflows falls back to
+    the singular values.
     """
     if min(A.shape) <= 300:
+        with np.errstate(over="ignore", invalid="ignore"):
+            gram = A @ A.T if A.shape[0] <= A.shape[1] else A.T @ A
+        if np.isfinite(gram).all():
+            n = gram.shape[0]
+            return float(scipy.linalg.eigvalsh(gram, subset_by_index=[n - 1, n - 1], driver="evr",
+                                               check_finite=False)[0])
         return float(scipy.linalg.svdvals(A)[0] ** 2)
     v0 = np.ones(min(A.shape)) / np.sqrt(min(A.shape))
     sigma = scipy.sparse.linalg.svds(A, k=1, return_singular_vectors=False, v0=v0)

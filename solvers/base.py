@@ -8,6 +8,7 @@ once, for all of them. Non-iterative solvers (convex programs) implement ``solve
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import inspect
 import logging
@@ -158,15 +159,7 @@ class Solver:
     @classmethod
     def param_names(cls) -> list[str]:
         """Keyword parameters of ``__init__`` along the MRO (the YAML keys of ``conf/solver/<name>.yaml``)."""
-        names: list[str] = []
-        for klass in cls.__mro__:
-            init = klass.__dict__.get("__init__")
-            if init is None:
-                continue
-            for p in inspect.signature(init).parameters.values():
-                if p.kind is p.KEYWORD_ONLY and p.name not in names:
-                    names.append(p.name)
-        return names
+        return list(_keyword_parameters(cls))
 
     def get_params(self) -> dict[str, Any]:
         """The stored parameters, as given (data-dependent values live in attributes ending in ``_``)."""
@@ -197,6 +190,21 @@ class Solver:
     def __repr__(self) -> str:
         params = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
         return f"{type(self).__name__}({params})"
+
+
+@functools.cache
+def _keyword_parameters(cls: type) -> tuple[str, ...]:
+    """`Solver.param_names` of a class, read once per class: a grid asks it for every one of its thousands of
+    trials, and ``inspect.signature`` costs ~0.1 ms."""
+    names: list[str] = []
+    for klass in cls.__mro__:
+        init = klass.__dict__.get("__init__")
+        if init is None:
+            continue
+        for p in inspect.signature(init).parameters.values():
+            if p.kind is p.KEYWORD_ONLY and p.name not in names:
+                names.append(p.name)
+    return tuple(names)
 
 
 def _finish(problem: Problem, trace: Trace, x: np.ndarray | None, status: str, message: str,

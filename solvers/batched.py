@@ -405,11 +405,12 @@ class _Active:
     x_s, for every s < t (capacity doubled as needed); ``best_*`` is the best point visited (lowest objective,
     strict), as in `solvers.base.CycleDetector`; ``last_*`` are the step size and time of the last recorded row;
     ``objectives[:, s % w]`` is f(x_s) for the last w = ``stall_window`` iterations s (one column when the rule is
-    off), the f(x_{t−w}) of the stall rule.
+    off), the f(x_{t−w}) of the stall rule; ``last_objective`` is f(x_{t−1}) and ``floor`` min_{s ≤ t−2} f(x_s) (+inf
+    for t = 1), the cycle rule's filter (`BatchedSolver._cycles`).
     """
 
     ROW_FIELDS = ("ids", "x", "step2", "x_star", "blowup", "margin2", "best_x", "best_objective", "best_iteration",
-                  "last_step", "last_time", "elapsed", "keys", "objectives")
+                  "last_step", "last_time", "elapsed", "keys", "objectives", "last_objective", "floor")
 
     def __init__(self, ids: np.ndarray, x: np.ndarray, objective: np.ndarray, x_star: np.ndarray, factor: float,
                  tol: float, elapsed: np.ndarray, keys: np.ndarray, window: int | None = None):
@@ -429,6 +430,8 @@ class _Active:
         self.last_step = np.full(ids.size, np.nan)
         self.last_time = elapsed.copy()
         self.objectives = np.repeat(objective[:, None], window or 1, axis=1)
+        self.last_objective = objective.copy()
+        self.floor = np.full(ids.size, np.inf)
 
     def keep(self, rows: np.ndarray) -> None:
         for name in self.ROW_FIELDS:
@@ -456,6 +459,10 @@ class BatchedSolver:
 
     #: The one-trial classes this batched solver reproduces (exact classes: a subclass may change the algorithm).
     one_trial: ClassVar[tuple[type[IterativeSolver], ...]] = ()
+    #: Whether the objective of every iterate is computed from the iterate alone (the residual of `residual`, or a
+    #: step's residual computed that way), so that equal iterates have equal objectives bit for bit: the cycle
+    #: rule then compares only the iterates whose objective is not below every earlier one (`_cycles`).
+    objective_of_x: ClassVar[bool] = True
 
     def __init__(self, solver: IterativeSolver, backend: str = "numpy", device: str | None = None):
         self.solver = solver
@@ -593,7 +600,7 @@ class BatchedSolver:
             for j in np.flatnonzero(step.stay & moving):
                 at_previous.append((j, "ok", step.finished[j], t - 1))
                 moving[j] = False
-        visited = self._cycles(act, x, moving, t, at_previous, at_current)
+        visited = self._cycles(act, x, objective, moving, t, at_previous, at_current)
         with np.errstate(invalid="ignore"):
             improved = visited & (objective < act.best_objective)
         np.copyto(act.best_x, x, where=improved[:, None])
@@ -613,17 +620,27 @@ class BatchedSolver:
         done[[end[0] for end in at_previous] + [end[0] for end in at_current]] = True
         return np.flatnonzero(~done)
 
-    def _cycles(self, act: _Active, x: np.ndarray, moving: np.ndarray, t: int, at_previous: list,
-                at_current: list) -> np.ndarray:
+    def _cycles(self, act: _Active, x: np.ndarray, objective: np.ndarray, moving: np.ndarray, t: int,
+                at_previous: list, at_current: list) -> np.ndarray:
         """`CycleDetector.repeat_of` then ``visit`` for the moving rows: a row whose x_t equals an x_s, s < t − 1
         (the first such s), ends at the best point visited (at x_{t−1} without a new row when that is the best);
         returns the rows visited (the others).
 
         The keys of x_t are compared with those of every x_s, s < t − 1, stored row by row: O(t) per row and
-        iteration, vectorised (the one-trial detector's dictionary is O(1) but a Python call per trial)."""
+        iteration, vectorised (the one-trial detector's dictionary is O(1) but a Python call per trial). With
+        `objective_of_x`, x_t = x_s implies f(x_t) = f(x_s) bit for bit, so a row with f(x_t) below every
+        f(x_s), s ≤ t − 2 (``act.floor``) cannot repeat and is not compared: a descent method compares almost
+        no rows. A NaN objective is always compared."""
         keys = cycle_keys(x, self._weights)
-        repeats = np.flatnonzero((act.keys[:, :t - 1, 0] == keys[:, None, 0]).any(1) & moving)
+        # numpy only: its products are the one-trial BLAS calls, bit-reproducible whatever the batch; a GPU
+        # library may choose another kernel as the batch shrinks
+        filtered = self.objective_of_x and self.be.name == "numpy"
+        candidates = moving & ~(objective < act.floor) if filtered else moving
+        rows = np.flatnonzero(candidates)
+        repeats = rows[(act.keys[rows, :t - 1, 0] == keys[rows, None, 0]).any(1)] if rows.size else rows
         act.remember(t, keys)
+        act.floor = np.fmin(act.floor, act.last_objective)  # min over s ≤ t − 1: the floor of iteration t + 1
+        act.last_objective = objective
         if not repeats.size:
             return moving
         visited = moving.copy()
@@ -651,7 +668,7 @@ class BatchedSolver:
         objectives of the batch, which are the one-trial objectives bit for bit (same residual, same ``ddot``)."""
         tol, factor = self.solver.tol, self.solver.divergence_factor
         window, rate = self.solver.stall_window, self.solver.stall_rate
-        stall = np.zeros(x.shape[0], dtype=bool)
+        stall = None
         if window is not None:
             column = t % window
             earlier = act.objectives[:, column].copy()  # f(x_{t−w}) once t ≥ w
@@ -664,12 +681,16 @@ class BatchedSolver:
             dx = x - act.x
             # squared norms: NaN and inf fail the step test; ‖x_t − x*‖ ≤ ‖x_t‖ + ‖x*‖ can pass the blow-up
             # scale only where ‖x_t‖ ≥ (1 − w)·blowup − ‖x*‖ (``act.margin``, −1 when every x qualifies)
-            close = ~(np.einsum("ij,ij->i", dx, dx) > act.step2) | ~np.isfinite(objective) | (norm2 >= act.margin2)
+            close = ~(np.einsum("ij,ij->i", dx, dx) > act.step2)
+            close |= ~np.isfinite(objective)
+            close |= norm2 >= act.margin2
             act.step2 = ((tol * (1 + EXACT_WINDOW)) ** 2) * norm2
         if finished is not None:
             close |= finished != ""
-        close |= stall
-        for j in np.flatnonzero(close & visited):
+        if stall is not None:
+            close |= stall
+        close &= visited
+        for j in close.nonzero()[0]:
             xj, previous = x[j], act.x[j]
             with np.errstate(all="ignore"):
                 value = float(batch.problems[act.ids[j]].objective(xj))
@@ -683,7 +704,7 @@ class BatchedSolver:
             step = robust_norm(xj - previous)
             if step <= tol * robust_norm(previous):
                 at_current.append((j, xj, "ok", f"converged: step length {step:.3g} below tol={tol:g}"))
-            elif stall[j] and stalled(value, earlier[j], rate, window):
+            elif stall is not None and stall[j] and stalled(value, earlier[j], rate, window):
                 at_current.append((j, xj, "stalled", stall_message(value, earlier[j], rate, window)))
             elif finished is not None and finished[j]:
                 at_current.append((j, xj, "ok", finished[j]))
@@ -851,6 +872,7 @@ class BatchedOMP(BatchedSolver):
     iteration t: a trial either adds its atom or leaves), the Cholesky factor extended per trial, OMP's rules."""
 
     one_trial = (OMP,)
+    objective_of_x = False  # its residual y − A_Λ c comes from the active columns, not from x
 
     def init(self, S: dict[str, Any], states: list[State]) -> None:
         be = self.be

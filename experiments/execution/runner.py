@@ -3,6 +3,7 @@ run, and store the tidy rows under a stable run id (skipping runs already stored
 
 from __future__ import annotations
 
+import functools
 import inspect
 import json
 import logging
@@ -57,14 +58,16 @@ def build(node: DictConfig | Mapping[str, Any], group: str, **extra: Any) -> Any
     return target(**params, **extra)
 
 
-def _accepted_keywords(target: Any) -> set[str] | None:
-    """Keyword names ``target`` accepts (walking a solver class's MRO), or None if it takes **kwargs freely."""
+@functools.cache
+def _accepted_keywords(target: Any) -> frozenset[str] | None:
+    """Keyword names ``target`` accepts (walking a solver class's MRO), or None if it takes **kwargs freely; read
+    once per target (a grid builds thousands of instances of one)."""
     if inspect.isclass(target) and issubclass(target, Solver):
-        return set(target.param_names())
+        return frozenset(target.param_names())
     parameters = inspect.signature(target).parameters.values()
     if any(p.kind is p.VAR_KEYWORD for p in parameters):
         return None
-    return {p.name for p in parameters}
+    return frozenset(p.name for p in parameters)
 
 
 @dataclass(frozen=True)

@@ -214,7 +214,8 @@ def solve_cells(cells: Sequence[Cell], experiment: str, rule: Rule, how: Executi
     """
     interrupt.quiet_pool_worker()
     with threadpool_limits(limits=1), _one_torch_thread(how):
-        problems = [[build(cell.problem, "problem", seed=seed) for seed in cell.seeds] for cell in cells]
+        specs = [resolved(cell.problem) for cell in cells]  # once per cell, not per trial
+        problems = [[build(spec, "problem", seed=seed) for seed in cell.seeds] for spec, cell in zip(specs, cells)]
         solvers = [build(cell.solver, "solver") for cell in cells]
         results = _batched(solvers, problems, how) if how.batched else None
         if results is None:
