@@ -65,8 +65,8 @@ def least_squares_on_support(A: np.ndarray, y: np.ndarray, support: np.ndarray) 
 
     Solved by the corrected semi-normal equations (Björck 1987): with |S| ≤ m, the Cholesky factor of
     G = A_SᵀA_S, x = G⁻¹A_Sᵀy, then one refinement x += G⁻¹A_Sᵀ(y − A_S x); with |S| > m, on G = A_SA_Sᵀ,
-    z = G⁻¹y, z += G⁻¹(y − A_SA_Sᵀz) and x = A_Sᵀz (the minimum-norm solution). The refinement restores the accuracy of a QR solve
-    when cond(A_S)²·ε < 1. Where LAPACK's condition estimate (``pocon``) of G is below
+    z = G⁻¹y, z += G⁻¹(y − A_SA_Sᵀz) and x = A_Sᵀz (the minimum-norm solution). The refinement restores the
+    accuracy of a QR solve when cond(A_S)²·ε < 1. Where LAPACK's condition estimate (``pocon``) of G is below
     `NORMAL_EQUATIONS_MIN_RCOND`, or G is not numerically positive definite, the solve falls back to LAPACK's
     complete orthogonal factorisation with column pivoting (``gelsy``), which is stable whatever the rank.
 

@@ -36,7 +36,7 @@ running, so a trial that runs to ``max_iter`` never makes the others wait and th
 
 **Backends.** `NumpyBackend` (the default) and `TorchBackend` (float64 on the CPU or CUDA) implement the few stacked
 primitives the solvers use. Torch agrees with numpy to rounding: it uses its own BLAS, dense products throughout,
-``torch.topk`` and QR refits (LAPACK's ``gelsy`` where a support is rank deficient). Where the one-trial solver
+``torch.topk`` and QR refits (the one-trial kernel where a support is rank deficient). Where the one-trial solver
 itself decides from rounding noise — CoSaMP merging 3k > m columns once its fit is exact picks them from Aᵀr ≈ 0,
 and a cycle is a repetition of bits — another BLAS takes other, equally valid, decisions; elsewhere the statuses,
 iteration counts and iterates agree (tested to 1e-10). The loop's bookkeeping (norms, cycle keys, stopping) runs on
@@ -172,7 +172,8 @@ class NumpyBackend:
 
     def lstsq(self, A: np.ndarray, y: np.ndarray, mask: np.ndarray, rows: np.ndarray) -> np.ndarray:
         """argmin_{supp b ⊆ S_i} ‖A_i b − y_i‖² for the trials ``rows`` on the supports ``mask[rows]``:
-        `solvers._kernels.least_squares_on_support` (``gelsy``) per trial, (len(rows), d)."""
+        `solvers._kernels.least_squares_on_support` (semi-normal equations, ``gelsy`` when ill-conditioned) per
+        trial, (len(rows), d)."""
         out = np.empty((rows.size, A.shape[2]))
         for j, i in enumerate(rows):
             out[j] = least_squares_on_support(A[i], y[i], np.flatnonzero(mask[i]))
@@ -266,7 +267,7 @@ class TorchBackend:
 
     def lstsq(self, A: Any, y: Any, mask: Any, rows: np.ndarray) -> Any:
         """The refits of `NumpyBackend.lstsq` by batched QR, trials grouped by support size (no padding): of A_S
-        when |S| ≤ m, of A_Sᵀ (minimum-norm solution, as ``gelsy`` returns) otherwise."""
+        when |S| ≤ m, of A_Sᵀ (the minimum-norm solution, as the one-trial kernel returns) otherwise."""
         torch = self.torch
         trials = self.index(rows)
         sub = mask[trials]
@@ -280,7 +281,7 @@ class TorchBackend:
             idx = sub[g].nonzero()[:, 1].reshape(group.size, int(size))  # row-major: sorted per row
             A_S = A.mT[trials[g][:, None], idx].mT
             coef, full_rank = self._qr_solve(A_S, y[trials[g]])
-            for j in np.flatnonzero(~self.host(full_rank)):  # rank deficient: gelsy's minimum-norm solution
+            for j in np.flatnonzero(~self.host(full_rank)):  # rank deficient: the one-trial kernel (gelsy there)
                 coef[j] = self.asarray(least_squares_on_support(self.host(A_S[j]), self.host(y[trials[g][j]]),
                                                                 np.arange(int(size))))
             out[g[:, None], idx] = coef

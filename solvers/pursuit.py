@@ -32,7 +32,7 @@ class CoSaMP(IterativeSolver):
     With residual r = y − Ax_t and proxy Aᵀr:
 
     1. Ω = supp(T_{2k}(Aᵀr)) ∪ supp(x_t)            (identify and merge, |Ω| ≤ 3k)
-    2. b = argmin_{supp(b) ⊆ Ω} ‖Ab − y‖²            (least squares by a pivoted QR, `least_squares_on_support`)
+    2. b = argmin_{supp(b) ⊆ Ω} ‖Ab − y‖²            (least squares, `least_squares_on_support`)
     3. x_{t+1} = T_k(b)                              (prune; every dropped entry is exactly zero)
 
     Needs a least-squares problem (``A``, ``y``). Cost per iteration: one dense matrix-vector product (Aᵀr;
