@@ -70,9 +70,10 @@ def least_squares_on_support(A: np.ndarray, y: np.ndarray, support: np.ndarray) 
     `NORMAL_EQUATIONS_MIN_RCOND`, or G is not numerically positive definite, the solve falls back to LAPACK's
     complete orthogonal factorisation with column pivoting (``gelsy``), which is stable whatever the rank.
 
-    The normal equations cost 2-5x less than ``gelsy`` on the supports of 60-200 columns that CoSaMP, SP and HTP
-    refit in a phase diagram at n = 200, and about the same below 30 columns
-    (`benchmarks/results/least_squares.md`); the refits are most of the cost of their failing cells.
+    The normal equations cost 1.7-4.7x less than ``gelsy`` on the supports of 60-200 columns that CoSaMP, SP and HTP
+    refit in a phase diagram at n = 200, about the same below 30 columns, and 1.4-1.7x less at n = 1000 (m = 500-900,
+    |S| = 300-800, where both are blocked BLAS-3 work; `benchmarks/results/least_squares.md`). The refits are most
+    of the cost of the failing cells of these solvers' phase diagrams.
     Blanchard & Tanner's GAGA solves these subproblems on the normal equations too (by conjugate gradients).
     """
     x = np.zeros(A.shape[1])
