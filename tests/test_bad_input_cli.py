@@ -122,6 +122,14 @@ def drive(tmp_path: Path, cases: list[dict]) -> dict[str, dict]:
     return outcomes
 
 
+def at_a_terminal(command: list[str]) -> list[str]:
+    """``command`` with SIGINT at its default, as a process started from a terminal has it. A test runner started
+    in the background by a non-interactive shell inherits SIGINT ignored, and so would obsbench, which then never
+    sees the Ctrl-C these tests send; ``execv`` keeps the process id (for ``killpg``)."""
+    reset = "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); os.execv(sys.argv[1], sys.argv[1:])"
+    return [sys.executable, "-c", reset, *command]
+
+
 def lines(text: str) -> list[str]:
     return [line for line in text.splitlines() if line.strip()]
 
@@ -298,8 +306,8 @@ def test_ctrl_c_during_a_sweep_is_one_line_and_status_130(cli):
                    "MPLBACKEND": "Agg", "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
     environment.pop("HYDRA_FULL_ERROR", None)
     exe = str(Path(sys.executable).with_name("obsbench"))
-    process = subprocess.Popen([exe, "-m", "solver=iht", "seed=range(8)", "problem=cs_gaussian", "problem.d=1500",
-                                "problem.m=450"], cwd=cli.root, env=environment,
+    process = subprocess.Popen(at_a_terminal([exe, "-m", "solver=iht", "seed=range(8)", "problem=cs_gaussian",
+                                              "problem.d=1500", "problem.m=450"]), cwd=cli.root, env=environment,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
     for line in process.stdout:  # wait until a run has been stored: the sweep is under way
@@ -318,10 +326,11 @@ def test_ctrl_c_to_the_process_group_during_a_phase_diagram_is_one_line(cli):
                    "MPLBACKEND": "Agg", "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
     environment.pop("HYDRA_FULL_ERROR", None)
     exe = str(Path(sys.executable).with_name("obsbench"))
-    process = subprocess.Popen([exe, "experiment=phase_transition", "solver=cosamp", "problem.d=200",
-                                "experiment.deltas=15", "experiment.rhos=15", "experiment.trials=20",
-                                "experiment.n_jobs=2", "experiment.progress=false"], cwd=cli.root, env=environment, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True, start_new_session=True)
+    process = subprocess.Popen(at_a_terminal([exe, "experiment=phase_transition", "solver=cosamp", "problem.d=200",
+                                              "experiment.deltas=15", "experiment.rhos=15", "experiment.trials=20",
+                                              "experiment.n_jobs=2", "experiment.progress=false"]),
+                               cwd=cli.root, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               start_new_session=True)
     deadline = time.monotonic() + 120
     for line in process.stdout:  # the grid is under way once the job logs its plan
         if "cells already stored" in line or time.monotonic() > deadline:
