@@ -23,6 +23,7 @@ import numpy as np
 import scipy.linalg
 from threadpoolctl import threadpool_limits
 
+from benchmarks.batched import load_average
 from solvers._kernels import least_squares_on_support
 
 OUT = Path(__file__).resolve().parent / "results" / "least_squares.md"
@@ -36,8 +37,8 @@ D_LARGE = 1000
 
 
 def machine_line() -> str:
-    load = ", ".join(f"{value:.2f}" for value in os.getloadavg())
-    return f"Machine: {platform.processor() or platform.machine()}, nproc = {os.cpu_count()}, load average {load}"
+    return (f"Machine: {platform.processor() or platform.machine()}, nproc = {os.cpu_count()}, load average "
+            f"{load_average()}")
 
 
 def gelsy(A: np.ndarray, y: np.ndarray, support: np.ndarray) -> np.ndarray:

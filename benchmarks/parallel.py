@@ -45,8 +45,8 @@ CEILING_PRODUCTS = dict(full=2000, smoke=10)
 def sweep(job: dict[str, int], iterations: int | None = None) -> list[str]:
     """The ``obsbench -m`` arguments of the sweep of equal jobs (``iterations`` overrides the job's)."""
     return ["-m", "problem=cs_gaussian", "solver=iht", f"seed=range({job['jobs']})", f"problem.m={job['m']}",
-            f"problem.d={job['d']}", f"problem.k_star={job['k']}", f"solver.max_iter={iterations or job['iterations']}", "solver.tol=1e-300",
-            "solver.step_scale=0.05"]
+            f"problem.d={job['d']}", f"problem.k_star={job['k']}", f"solver.max_iter={iterations or job['iterations']}",
+            "solver.tol=1e-300", "solver.step_scale=0.05"]
 
 
 def timed_sweeps(job: dict[str, int], settings: Settings, iterations: int | None = None,

@@ -114,9 +114,10 @@ def test_stalled_trials_end_as_alone(name):
         assert "stalled" in statuses
 
 
-@pytest.mark.parametrize("params, message", [(dict(stall_window=0), "stall_window=0 must be a positive integer"),
-                                             (dict(stall_window=15, stall_rate=1.0), "stall_rate=1.0 must be a finite number > 0 and < 1"),
-                                             (dict(stall_window=15, stall_rate=0.0), "stall_rate")])
+@pytest.mark.parametrize("params, message", [
+    (dict(stall_window=0), "stall_window=0 must be a positive integer"),
+    (dict(stall_window=15, stall_rate=1.0), "stall_rate=1.0 must be a finite number > 0 and < 1"),
+    (dict(stall_window=15, stall_rate=0.0), "stall_rate")])
 def test_stall_parameters_are_checked(params, message):
     from solvers.base import SolverConfigError
 

@@ -177,7 +177,10 @@ def test_output_folder_probe_survives_a_concurrent_sweep_making_and_removing_par
         return real_mkdir(self, *args, **kwargs)
 
     monkeypatch.setattr(Path, "mkdir", racing_mkdir)
-    assert preflight.writable_folder(str(target), "hydra.sweep.dir") == target
+    made: list[Path] = []
+    assert preflight.writable_folder(str(target), "hydra.sweep.dir", made) == target
     assert calls == {"date": 1, "leaf": 1}
+    assert target in made and tmp_path / "multirun" / "2026-12-02" not in made  # the other sweep's is not ours
+    preflight.remove_folders(made)  # as when a later check refuses the run
     assert (tmp_path / "multirun" / "2026-12-02").is_dir()  # the other sweep's folder is left to it
     assert not target.exists()  # the probe's own folder is removed

@@ -122,14 +122,14 @@ def check_memory(problem: Mapping[str, Any], solver: Mapping[str, Any] | None = 
 PROBE_ATTEMPTS = 5
 
 
-def writable_folder(raw: Any, name: str, made: list[Path] | None = None) -> Path:
+def writable_folder(raw: Any, name: str, made: list[Path]) -> Path:
     """The folder ``raw`` as an absolute path, after checking that it can be created and written (a probe file is
     written and removed).
 
     The folders it creates are appended to ``made``, for the caller to remove (`remove_folders`) if a later check
-    refuses the run; without ``made`` they are removed before it returns. A caller that goes on to use the folder
-    keeps them: two sweeps started together share dated parents (``outputs/multirun/<day>``), and a probe that
-    removed what it made could pull a parent from under the other sweep's Hydra while it creates its own folder.
+    refuses the run, and kept if the run goes on: two sweeps started together share dated parents
+    (``outputs/multirun/<day>``), and a probe that removed what it made could pull a parent from under the other
+    sweep's Hydra while it creates its own folder.
     A parent that another sweep makes meanwhile is used and left to it; one that vanishes meanwhile is made again
     (up to `PROBE_ATTEMPTS` tries).
     """
@@ -173,10 +173,7 @@ def writable_folder(raw: Any, name: str, made: list[Path] | None = None) -> Path
     except ValueError:
         remove_folders(created)
         raise
-    if made is None:
-        remove_folders(created)
-    else:
-        made.extend(created)
+    made.extend(created)
     return path
 
 
