@@ -266,18 +266,20 @@ def test_execution_settings_default_when_absent():
     assert Execution() == Execution(True, "numpy", None)
 
 
-@pytest.mark.parametrize("step_scale", [1.9, 4.0])
-def test_cycle_rule_filter_keeps_every_cycle_of_non_descent_runs(step_scale):
+@pytest.mark.parametrize("cls, step_scale", [(IHT, 1.9), (IHT, 4.0), (HTP, 4.0)])
+def test_cycle_rule_filter_keeps_every_cycle_of_non_descent_runs(cls, step_scale):
     """The batched cycle rule compares only iterates whose objective is not below every earlier one
-    (`BatchedSolver._cycles`). IHT with a step beyond 1/L is not a descent method (at 4/L it cycles and
-    diverges): every trial still ends as it does alone, cycles included."""
+    (`BatchedSolver._cycles`). With a step beyond 1/L neither IHT nor HTP is a descent method (IHT diverges and
+    now and then cycles; HTP at 4/L cycles in about half of these trials: 54-65 of 112 over four seed sets):
+    every trial still ends as it does alone, cycles included."""
     messages = []
     for m, d, budgets in COLUMNS:
         problems = [make_compressed_sensing(m=m, d=d, k_star=k, seed=1000 * k + trial)
                     for k in budgets for trial in range(TRIALS)]
-        solvers = [IHT(k=k, step_scale=step_scale) for k in budgets for _ in range(TRIALS)]
-        results = BATCHED[IHT](solvers[0]).run(ProblemBatch.from_problems(problems), solvers=solvers)
+        solvers = [cls(k=k, step_scale=step_scale) for k in budgets for _ in range(TRIALS)]
+        results = BATCHED[cls](solvers[0]).run(ProblemBatch.from_problems(problems), solvers=solvers)
         for problem, solver, batched in zip(problems, solvers, results):
             assert_same_result(solver.run(problem), batched)
             messages.append(batched.message)
-    assert step_scale < 2 or any("cycle" in message for message in messages)
+    if cls is HTP:
+        assert sum("cycle" in message for message in messages) >= 20
