@@ -149,7 +149,7 @@ def write_markdown(rows: Sequence[Row], machine: Machine, path: Path, command: s
               f"- machine: {machine.description}", f"- BLAS: {machine.blas}",
               f"- command: `{command}` ({elapsed_s / 60:.1f} min)",
               f"- targets met: {sum(row.met == 'yes' for row in rows)}, missed: {len(missed)}, "
-              f"reported without a target: {sum(row.met == 'n/a' for row in rows)}", ""]
+              f"not measured (a failed command) or without a target: {sum(row.met == 'n/a' for row in rows)}", ""]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(header) + "\n" + markdown_table(rows) + "\n")
     return path

@@ -15,9 +15,11 @@ import scipy.linalg
 from sklearn.linear_model import OrthogonalMatchingPursuit
 
 from benchmarks import peers
+from benchmarks import phase_scale
 from benchmarks import run as bench
-from benchmarks.harness import fit_exponent
-from benchmarks.report import Row
+from benchmarks.cli import CliRun
+from benchmarks.harness import Settings, fit_exponent
+from benchmarks.report import Machine, Row, write_markdown
 from problems import make_compressed_sensing, make_quartic_sensing
 from solvers import make_solver
 from solvers._kernels import (SPARSE_PRODUCT_DENSITY, cholesky_solve, gradient_at, solve_lower_triangular,
@@ -74,6 +76,19 @@ def test_rows_compare_the_ratio_or_the_value_with_the_target():
     assert Row("g", "t", 700.0, "s", threshold=600.0).met == "no"
     assert Row("g", "t", 1.0, "").met == "n/a"
     assert fit_exponent([10, 20, 40], [1.0, 4.0, 16.0]) == pytest.approx(2.0)
+
+
+def test_a_failed_diagram_is_not_measured_never_met(monkeypatch, tmp_path):
+    """A diagram whose command fails (killed, crashed) has no wall time to hold against the budget: its row has no
+    value and is ``n/a``, however soon it failed."""
+    stopped = CliRun(seconds=433.0, returncode=-15, tail="Terminated")
+    monkeypatch.setattr(phase_scale, "run_obsbench", lambda *args, **kwargs: stopped)
+    settings = Settings(smoke=True, repeats=1, blas_threads=1, scratch=tmp_path, out=tmp_path)
+    row, curves = phase_scale.diagram("basis_pursuit", [], "basis_pursuit", settings)
+    assert np.isnan(row.value) and row.met == "n/a" and "FAILED after 433 s (exit -15)" in row.note
+    assert curves.empty
+    text = write_markdown([row], Machine("test machine", "test BLAS"), tmp_path / "b.md", "cmd", 433.0).read_text()
+    assert "targets met: 0, missed: 0, not measured (a failed command) or without a target: 1" in text
 
 
 def test_a_peer_that_is_not_installed_is_reported_not_fatal(monkeypatch):
