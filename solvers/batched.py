@@ -31,6 +31,13 @@ redone with the one-trial norms.
 vectorised) instead of the one-trial blake2b digest: equal points have equal keys in both, and a false match
 (about 2⁻¹²⁸) is the one-trial risk as well.
 
+**Blocks.** The rules cost a few dozen numpy calls per iteration whatever the batch, as much as the products
+of a 20-trial cell at n = 200. For solvers whose step is pure (`BatchedSolver.speculative`: IHT, Topk-I-OBS) the
+loop runs blocks of up to `MAX_BLOCK` iterations ahead of the rules and then applies them to the whole block at
+once (`BatchedSolver._block`): a trial ends at the first iteration at which a rule ends it, exactly as one
+iteration at a time, and the iterations it computed beyond are dropped (blocks grow 1, 1, 2, …, 8 so that a trial
+that ends early wastes little).
+
 **Active set.** A trial that stops leaves the batch at once: every per-trial array is re-indexed to the trials still
 running, so a trial that runs to ``max_iter`` never makes the others wait and the others never make it pay for them.
 
@@ -43,7 +50,8 @@ iteration counts and iterates agree (tested to 1e-10). The loop's bookkeeping (n
 the host in both, on a copy of the b×d iterates per iteration.
 
 **Time.** ``time_s`` of a trial is its share of the batch's wall time: the one-trial ``init`` of its instance,
-then every batched iteration it took part in divided equally among the trials active in it, bookkeeping included.
+then every batched iteration it took part in divided equally among the trials active in it, bookkeeping included
+(in a block: the block's time divided equally among its trial-iterations, those dropped included).
 """
 
 from __future__ import annotations
@@ -76,6 +84,9 @@ EXACT_WINDOW = 1e-9
 #: Odd multiplier of splitmix64 (Steele, Lea & Flood 2014) mixing the bits of every entry before the cycle key.
 MIX = np.uint64(0xBF58476D1CE4E5B9)
 HALF = np.uint64(32)
+#: Longest block of iterations a pure (``speculative``) batched solver runs ahead of the rules (`BatchedSolver._block`):
+#: the rules' numpy calls are shared by the block, and a trial that ends inside it wastes at most the rest.
+MAX_BLOCK = 8
 
 
 # ---------------------------------------------------------------------------------------------- backends
@@ -88,6 +99,7 @@ class NumpyBackend:
         if device not in (None, "cpu"):
             raise ValueError(f"device={device!r} needs backend=torch (numpy runs on the CPU)")
         self.device = "cpu"
+        self._plan: tuple[Any, Any] | None = None  # the budget array last seen and its plan (`_budget_plan`)
 
     def asarray(self, a: Any) -> np.ndarray:
         return np.asarray(a)
@@ -148,23 +160,40 @@ class NumpyBackend:
         introselect itself, so ties break as the one-trial solver breaks them."""
         b, d = V.shape
         magnitude = np.abs(V)
-        if np.ndim(k) == 0 or k.min() == k.max():  # one budget (always within a cell): one kth for every row
-            k = min(int(np.max(k)), d)  # k ≥ d keeps every entry, as top_k_indices does
-            if k == d:
+        k, positions, kept = self._budget_plan(k, b, d)
+        if positions is None:  # one budget (always within a cell): one kth for every row
+            if k == d:  # k ≥ d keeps every entry, as top_k_indices does
                 return np.ones((b, d), dtype=bool)
             kth = np.partition(magnitude, d - k, axis=1)[:, d - k]
         else:
-            k = np.minimum(k, d)
-            kth = np.partition(magnitude, np.unique(d - k), axis=1)[np.arange(b), d - k]
+            kth = np.partition(magnitude, positions[0], axis=1)[positions[1], d - k]
         mask = ~(magnitude < kth[:, None])  # NaN counts as the largest, as in the one-trial introselect
-        ties = np.count_nonzero(mask, axis=1) != k
-        if ties.any():
+        # every row keeps at least its k: exactly k in every row iff exactly Σk in all (one count, not one per row)
+        if np.count_nonzero(mask) != kept:
+            ties = np.count_nonzero(mask, axis=1) != k
             for i in np.flatnonzero(ties):
                 ki = k if np.ndim(k) == 0 else int(k[i])
                 mask[i] = ki == d
                 if ki < d:
                     mask[i, np.argpartition(magnitude[i], d - ki)[d - ki:]] = True
         return mask
+
+    def _budget_plan(self, k: Any, b: int, d: int) -> tuple[Any, Any, int]:
+        """(k clipped to d: an int when every row has the same budget, else an array; None or the partition
+        positions of the distinct budgets and the row numbers; Σk). The loop passes the same budget array
+        every iteration until trials leave, so the plan of the last array is kept (held, so never confused with
+        a new array at a reused address; budget arrays are never written in place)."""
+        if self._plan is not None and self._plan[0] is k:
+            return self._plan[1]
+        largest = int(np.max(k))
+        if np.ndim(k) == 0 or int(np.min(k)) == largest:
+            plan = (min(largest, d), None, b * min(largest, d))
+        else:
+            clipped = np.minimum(k, d)
+            plan = (clipped, (np.unique(d - clipped), np.arange(b)), int(clipped.sum()))
+        if np.ndim(k):
+            self._plan = (k, plan)
+        return plan
 
     def threshold(self, V: np.ndarray, k: Any) -> np.ndarray:
         """T_k of every row (`solvers._kernels.hard_threshold`: the kept entries, +0.0 elsewhere)."""
@@ -378,9 +407,20 @@ def _messages(b: int) -> np.ndarray:
     return np.full(b, "", dtype=object)
 
 
+def _cycle_message(t: int, earlier: int, best_iteration: int, best_objective: float) -> str:
+    return (f"the iterates cycle (x_{t} = x_{earlier}, period {t - earlier}): stopped at the best point visited "
+            f"(iteration {best_iteration}, objective {best_objective:.6g})")
+
+
 def _norms(be: Any, V: Any) -> np.ndarray:
     """``np.linalg.norm`` of every row, as numpy computes it for a vector: √(v·v) (host array)."""
     return np.sqrt(be.host(be.rowdot(V, V)))
+
+
+def _squared_norms(V: np.ndarray) -> np.ndarray:
+    """‖v_b‖² of every row of a host array by one stacked ``ddot`` each (rounding ~d·ε: for the clear cases of
+    `BatchedSolver._stopping` only, which redoes a test within `EXACT_WINDOW` of its threshold exactly)."""
+    return np.matmul(V[:, None, :], V[:, :, None])[:, 0, 0]
 
 
 def cycle_keys(x: np.ndarray, weights: np.ndarray) -> np.ndarray:
@@ -439,10 +479,12 @@ class _Active:
             setattr(self, name, getattr(self, name)[rows])
 
     def remember(self, t: int, keys: np.ndarray) -> None:
-        """Store the keys of x_t (all rows; those that leave do not matter)."""
-        if t == self.keys.shape[1]:
+        """Store the keys of x_t, …, x_{t+n−1} (``keys`` (b, 2) or (b, n, 2); all rows: those that leave do not
+        matter)."""
+        n = 1 if keys.ndim == 2 else keys.shape[1]
+        while t + n > self.keys.shape[1]:
             self.keys = np.concatenate([self.keys, np.zeros_like(self.keys)], axis=1)
-        self.keys[:, t] = keys
+        self.keys[:, t:t + n] = keys.reshape(keys.shape[0], n, 2)
 
 
 class BatchedSolver:
@@ -464,6 +506,10 @@ class BatchedSolver:
     #: step's residual computed that way), so that equal iterates have equal objectives bit for bit: the cycle
     #: rule then compares only the iterates whose objective is not below every earlier one (`_cycles`).
     objective_of_x: ClassVar[bool] = True
+    #: Whether ``step`` is pure: no rule of its own (no ``stay``, ``finished`` or ``error``) and nothing but its
+    #: result depends on whether the trial goes on, so iterations may run ahead of the rules: `_loop` then takes
+    #: blocks of up to `MAX_BLOCK` iterations of every trial and applies the rules to the block at once (`_block`).
+    speculative: ClassVar[bool] = False
 
     def __init__(self, solver: IterativeSolver, backend: str = "numpy", device: str | None = None):
         self.solver = solver
@@ -561,11 +607,16 @@ class BatchedSolver:
         act = _Active(alive, x0, objective, batch.x_star[alive], solver.divergence_factor, solver.tol, elapsed,
                       cycle_keys(x0, self._weights), solver.stall_window)
         self.active_sizes_ = []
-        for t in range(1, solver.max_iter + 1):
-            if not act.ids.size:
-                break
-            self.active_sizes_.append(int(act.ids.size))
-            keep = self._iterate(batch, S, act, t, ends, monitor)
+        t = 1
+        while t <= solver.max_iter and act.ids.size:
+            # blocks of 1, 1, 2, 4, 8, 8, ... iterations: a trial that ends early wastes at most its block's rest
+            length = min(MAX_BLOCK, max(1, t // 2), solver.max_iter - t + 1) if self.speculative else 1
+            if length > 1:
+                keep = self._block(batch, S, act, t, length, ends, monitor)
+            else:
+                self.active_sizes_.append(int(act.ids.size))
+                keep = self._iterate(batch, S, act, t, ends, monitor)
+            t += length
             if keep is not None:
                 index = be.index(keep)
                 for name in S:
@@ -579,12 +630,18 @@ class BatchedSolver:
                  monitor: Any) -> np.ndarray | None:
         """Iteration t: the step, then the rules of `IterativeSolver.run` in its order; returns the rows that go
         on (None: all of them)."""
-        be = self.be
         tic = time.perf_counter()
         step = self.step(S, t)
         residual = step.residual if step.residual is not None else self.residual(S, step.x)
-        with np.errstate(over="ignore", invalid="ignore"):  # as the trace's objective: a diverging run says so
-            objective = 0.5 * be.host(be.rowdot(residual, residual))
+        # the bookkeeping reads a diverging run's inf/NaN objective and norms as the one-trial trace does: silently
+        with np.errstate(over="ignore", invalid="ignore"):
+            return self._rules(batch, S, act, t, ends, monitor, step, residual, tic)
+
+    def _rules(self, batch: ProblemBatch, S: dict[str, Any], act: _Active, t: int, ends: dict[int, _End],
+               monitor: Any, step: Step, residual: Any, tic: float) -> np.ndarray | None:
+        """The rules of `IterativeSolver.run` after iteration t's ``step``, in its order (see `_iterate`)."""
+        be = self.be
+        objective = 0.5 * be.host(be.rowdot(residual, residual))
         x = be.host(step.x)
         b = act.ids.size
         step_size = np.asarray(step.step_size, dtype=float)
@@ -602,11 +659,14 @@ class BatchedSolver:
                 at_previous.append((j, "ok", step.finished[j], t - 1))
                 moving[j] = False
         visited = self._cycles(act, x, objective, moving, t, at_previous, at_current)
-        with np.errstate(invalid="ignore"):
-            improved = visited & (objective < act.best_objective)
-        np.copyto(act.best_x, x, where=improved[:, None])
-        act.best_objective = np.where(improved, objective, act.best_objective)
-        act.best_iteration[improved] = t
+        improved = visited & (objective < act.best_objective)
+        if improved.all():  # a descent step: x_t is the best point of every row (x is never written in place)
+            act.best_x, act.best_objective = x, objective
+            act.best_iteration.fill(t)
+        elif improved.any():
+            act.best_x = np.where(improved[:, None], x, act.best_x)
+            act.best_objective = np.where(improved, objective, act.best_objective)
+            act.best_iteration[improved] = t
         self._stopping(batch, act, x, objective, visited, step.finished, at_current, t)
         act.elapsed = act.elapsed + (time.perf_counter() - tic) / b
         for j, status, message, n_iter in at_previous:
@@ -620,6 +680,124 @@ class BatchedSolver:
         done = np.zeros(b, dtype=bool)
         done[[end[0] for end in at_previous] + [end[0] for end in at_current]] = True
         return np.flatnonzero(~done)
+
+    def _block(self, batch: ProblemBatch, S: dict[str, Any], act: _Active, t0: int, length: int,
+               ends: dict[int, _End], monitor: Any) -> np.ndarray | None:
+        """Iterations t0, …, t0 + L − 1 of every trial, then the rules of `_iterate` over the block at once; a
+        trial ends at the first iteration at which a rule ends it, as it would one iteration at a time, and what
+        it computed beyond is dropped. Only for ``speculative`` solvers (pure steps, no rule of their own).
+
+        Every rule reads the iterates and objectives, which are those of the one-iteration path bit for bit,
+        so each decision is the same: the cycle filter's floor min_{s ≤ t−2} f(x_s) and the best point visited
+        are running minima along the block, the step test compares x_t with the x_{t−1} of the block, the stall
+        rule reads f(x_{t−w}) from the ring of past objectives or the block. Returns the rows that go on."""
+        be, solver = self.be, self.solver
+        tic = time.perf_counter()
+        b, d = act.x.shape
+        X, F, steps = np.empty((b, length, d)), np.empty((b, length)), np.empty((b, length))
+        with np.errstate(over="ignore", invalid="ignore"):
+            for j, t in enumerate(range(t0, t0 + length)):
+                step = self.step(S, t)
+                residual = step.residual if step.residual is not None else self.residual(S, step.x)
+                F[:, j] = be.host(be.rowdot(residual, residual))
+                X[:, j] = be.host(step.x)
+                steps[:, j] = step.step_size
+                S["x"], S["r"] = step.x, residual
+            F *= 0.5  # ½‖r‖², as `_iterate` computes it (the same rounding: one multiplication)
+            flat = X.reshape(b * length, d)
+            keys = cycle_keys(flat, self._weights).reshape(b, length, 2)
+            act.remember(t0, keys)
+            before = np.concatenate([act.last_objective[:, None], F[:, :-1]], axis=1)  # f(x_{t−1})
+            floors = np.fmin.accumulate(np.concatenate([act.floor[:, None], before[:, :-1]], axis=1), axis=1)
+            cycles = self._block_cycles(act, keys, F, floors, t0)
+            # the stopping rules' clear cases (`_stopping`), every iteration of the block at once
+            previous = np.concatenate([act.x[:, None], X[:, :-1]], axis=1)
+            norm2 = _squared_norms(flat).reshape(b, length)
+            scale = (solver.tol * (1 + EXACT_WINDOW)) ** 2
+            step2 = np.concatenate([act.step2[:, None], scale * norm2[:, :-1]], axis=1)
+            close = ~(_squared_norms((X - previous).reshape(b * length, d)).reshape(b, length) > step2)
+            close |= ~np.isfinite(F)
+            close |= norm2 >= act.margin2[:, None]
+            window, rate = solver.stall_window, solver.stall_rate
+            stall = earlier = None
+            if window is not None:  # f(x_{t−w}) for t in the block: the ring (s < t0), then the block
+                timeline = np.concatenate([act.objectives[:, np.arange(t0 - window, t0) % window], F], axis=1)
+                earlier = timeline[:, :length]
+                stall = stalled(F, earlier, rate, window) & (np.arange(t0, t0 + length) >= window)
+                close |= stall
+            # the best point visited before each iteration of the block (strict improvements; NaN never is one)
+            candidate = np.where(F < np.inf, F, np.inf)
+            best = np.minimum.accumulate(np.concatenate([act.best_objective[:, None], candidate], axis=1), axis=1)
+            improved = candidate < best[:, :-1]
+            last = np.maximum.accumulate(np.where(improved, np.arange(length), -1), axis=1)
+        share = (time.perf_counter() - tic) / (b * length)  # each trial-iteration's share of the block's time
+        stops = np.full(b, length)  # per row: the block index of the iteration whose rule ends it (length: none)
+        for i in np.flatnonzero((close | (cycles >= 0)).any(1)):
+            for j in np.flatnonzero(close[i] | (cycles[i] >= 0)).tolist():
+                t = t0 + j
+                if cycles[i, j] >= 0:  # x_t repeats x_s: the run ends at the best point visited before t
+                    if j and last[i, j - 1] >= 0:
+                        at, value, point = t0 + int(last[i, j - 1]), best[i, j], X[i, last[i, j - 1]]
+                    else:
+                        at, value, point = int(act.best_iteration[i]), act.best_objective[i], act.best_x[i]
+                    message = _cycle_message(t, int(cycles[i, j]), at, value)
+                    if at == t - 1:  # the best point is x_{t−1}: it is the final row already
+                        ends[act.ids[i]] = _End(previous[i, j], "ok", message, t - 1, t - 1,
+                                                steps[i, j - 1] if j else act.last_step[i],
+                                                act.elapsed[i] + j * share)
+                    else:
+                        ends[act.ids[i]] = _End(point.copy(), "ok", message, t, t, steps[i, j],
+                                                act.elapsed[i] + (j + 1) * share)
+                    stops[i] = j
+                    break
+                verdict = self._exact_rules(batch, act, i, X[i, j], previous[i, j],
+                                            stall is not None and bool(stall[i, j]),
+                                            earlier[i, j] if earlier is not None else np.nan, "")
+                if verdict is not None:
+                    ends[act.ids[i]] = _End(X[i, j], *verdict, t, t, steps[i, j], act.elapsed[i] + (j + 1) * share)
+                    stops[i] = j
+                    break
+        for j in range(length):
+            took_part = stops >= j
+            self.active_sizes_.append(int(np.count_nonzero(took_part)))
+            if monitor is not None:
+                monitor(t0 + j, act.ids[took_part], X[took_part, j].copy())
+        # the rows that go on leave the block as the one-iteration path leaves iteration t0 + L − 1
+        act.x, act.step2, act.last_objective = X[:, -1], scale * norm2[:, -1], F[:, -1]
+        act.floor = np.fmin(floors[:, -1], before[:, -1])
+        moved = last[:, -1] >= 0
+        if moved.any():
+            act.best_x = np.where(moved[:, None], X[np.arange(b), np.maximum(last[:, -1], 0)], act.best_x)
+            act.best_objective = np.where(moved, best[:, -1], act.best_objective)
+            act.best_iteration = np.where(moved, t0 + last[:, -1], act.best_iteration)
+        if window is not None:
+            recent = np.arange(max(0, length - window), length)
+            act.objectives[:, (t0 + recent) % window] = F[:, recent]
+        act.last_step = steps[:, -1]
+        act.elapsed = act.elapsed + length * share
+        act.last_time = act.elapsed
+        going = stops == length
+        return None if going.all() else np.flatnonzero(going)
+
+    def _block_cycles(self, act: _Active, keys: np.ndarray, F: np.ndarray, floors: np.ndarray,
+                      t0: int) -> np.ndarray:
+        """Per (row, block index j): the first s < t − 1 with x_s = x_t (t = t0 + j), or −1 (`_cycles`' rule and
+        filter, with the keys of the block already stored)."""
+        b, length = F.shape
+        cycles = np.full((b, length), -1)
+        filtered = self.objective_of_x and self.be.name == "numpy"
+        rows, cols = np.nonzero(~(F < floors) if filtered else np.ones((b, length), dtype=bool))
+        if not rows.size:
+            return cycles
+        horizon = t0 + length - 2  # s ≤ t − 2 for the block's last t
+        history = act.keys[rows, :horizon, 0]
+        allowed = np.arange(horizon)[None, :] < (t0 + cols - 1)[:, None]
+        hits = ((history == keys[rows, cols, 0][:, None]) & allowed).any(1)
+        for i, j in zip(rows[hits], cols[hits]):
+            same = np.flatnonzero((act.keys[i, :t0 + j - 1] == keys[i, j]).all(1))
+            if same.size:  # else one lane agreed by chance
+                cycles[i, j] = same[0]
+        return cycles
 
     def _cycles(self, act: _Active, x: np.ndarray, objective: np.ndarray, moving: np.ndarray, t: int,
                 at_previous: list, at_current: list) -> np.ndarray:
@@ -651,8 +829,7 @@ class BatchedSolver:
                 continue
             earlier = int(same[0])
             visited[j] = False
-            message = (f"the iterates cycle (x_{t} = x_{earlier}, period {t - earlier}): stopped at the best point "
-                       f"visited (iteration {act.best_iteration[j]}, objective {act.best_objective[j]:.6g})")
+            message = _cycle_message(t, earlier, act.best_iteration[j], act.best_objective[j])
             if act.best_iteration[j] == t - 1:
                 at_previous.append((j, "ok", message, t - 1))
             else:
@@ -667,49 +844,57 @@ class BatchedSolver:
         test, near the blow-up scale (‖x_t‖ + ‖x*‖ bounds ‖x_t − x*‖), stalled or finishing by its own rule is
         decided by the one-trial arithmetic (`robust_norm`, the instance's objective). The stall rule reads the
         objectives of the batch, which are the one-trial objectives bit for bit (same residual, same ``ddot``)."""
-        tol, factor = self.solver.tol, self.solver.divergence_factor
+        tol = self.solver.tol
         window, rate = self.solver.stall_window, self.solver.stall_rate
         stall = None
         if window is not None:
             column = t % window
             earlier = act.objectives[:, column].copy()  # f(x_{t−w}) once t ≥ w
             if t >= window:
-                with np.errstate(invalid="ignore"):
-                    stall = stalled(objective, earlier, rate, window)
+                stall = stalled(objective, earlier, rate, window)
             act.objectives[:, column] = objective
-        with np.errstate(invalid="ignore", over="ignore"):
-            norm2 = np.einsum("ij,ij->i", x, x)
-            dx = x - act.x
-            # squared norms: NaN and inf fail the step test; ‖x_t − x*‖ ≤ ‖x_t‖ + ‖x*‖ can pass the blow-up
-            # scale only where ‖x_t‖ ≥ (1 − w)·blowup − ‖x*‖ (``act.margin``, −1 when every x qualifies)
-            close = ~(np.einsum("ij,ij->i", dx, dx) > act.step2)
-            close |= ~np.isfinite(objective)
-            close |= norm2 >= act.margin2
-            act.step2 = ((tol * (1 + EXACT_WINDOW)) ** 2) * norm2
+        norm2 = _squared_norms(x)
+        dx = x - act.x
+        # squared norms: NaN and inf fail the step test; ‖x_t − x*‖ ≤ ‖x_t‖ + ‖x*‖ can pass the blow-up
+        # scale only where ‖x_t‖ ≥ (1 − w)·blowup − ‖x*‖ (``act.margin``, −1 when every x qualifies)
+        close = ~(_squared_norms(dx) > act.step2)
+        close |= ~np.isfinite(objective)
+        close |= norm2 >= act.margin2
+        act.step2 = ((tol * (1 + EXACT_WINDOW)) ** 2) * norm2
         if finished is not None:
             close |= finished != ""
         if stall is not None:
             close |= stall
         close &= visited
         for j in close.nonzero()[0]:
-            xj, previous = x[j], act.x[j]
-            with np.errstate(all="ignore"):
-                value = float(batch.problems[act.ids[j]].objective(xj))
-            if not np.all(np.isfinite(xj)) or not np.isfinite(value):
-                at_current.append((j, xj, "diverged", "iterate or objective is not finite"))
-                continue
-            distance = robust_norm(xj - act.x_star[j])
-            if distance > act.blowup[j]:
-                at_current.append((j, xj, "diverged", f"error {distance:.3g} exceeded {factor:g} x its scale"))
-                continue
-            step = robust_norm(xj - previous)
-            if step <= tol * robust_norm(previous):
-                at_current.append((j, xj, "ok", f"converged: step length {step:.3g} below tol={tol:g}"))
-            elif stall is not None and stall[j] and stalled(value, earlier[j], rate, window):
-                at_current.append((j, xj, "stalled", stall_message(value, earlier[j], rate, window)))
-            elif finished is not None and finished[j]:
-                at_current.append((j, xj, "ok", finished[j]))
+            verdict = self._exact_rules(batch, act, j, x[j], act.x[j], stall is not None and stall[j],
+                                        earlier[j] if stall is not None else np.nan,
+                                        finished[j] if finished is not None else "")
+            if verdict is not None:
+                at_current.append((j, x[j], *verdict))
         return norm2
+
+    def _exact_rules(self, batch: ProblemBatch, act: _Active, j: int, xj: np.ndarray, previous: np.ndarray,
+                     stall: bool, earlier: float, finished: str) -> tuple[str, str] | None:
+        """`IterativeSolver._stopping` and the solver's own rule for row ``j`` at x_t = ``xj`` in the one-trial
+        arithmetic (`robust_norm`, the instance's objective): (status, message), or None when the run goes on."""
+        tol, factor = self.solver.tol, self.solver.divergence_factor
+        with np.errstate(all="ignore"):
+            value = float(batch.problems[act.ids[j]].objective(xj))
+        if not np.all(np.isfinite(xj)) or not np.isfinite(value):
+            return "diverged", "iterate or objective is not finite"
+        distance = robust_norm(xj - act.x_star[j])
+        if distance > act.blowup[j]:
+            return "diverged", f"error {distance:.3g} exceeded {factor:g} x its scale"
+        step = robust_norm(xj - previous)
+        if step <= tol * robust_norm(previous):
+            return "ok", f"converged: step length {step:.3g} below tol={tol:g}"
+        window, rate = self.solver.stall_window, self.solver.stall_rate
+        if stall and stalled(value, earlier, rate, window):
+            return "stalled", stall_message(value, earlier, rate, window)
+        if finished:
+            return "ok", finished
+        return None
 
     @staticmethod
     def _result(problem: Problem, start: np.ndarray, init_time: float, end: _End) -> Result:
@@ -731,6 +916,7 @@ class BatchedIHT(BatchedSolver):
     """`solvers.hard_thresholding.IHT`: x ← T_k(x − η Aᵀ(Ax − y)), η = step_size or step_scale / L per trial."""
 
     one_trial = (IHT,)
+    speculative = True
 
     def init(self, S: dict[str, Any], states: list[State]) -> None:
         S["eta"] = self.be.asarray(np.array([state.step_size for state in states], dtype=float))
@@ -746,6 +932,7 @@ class BatchedHTP(BatchedIHT):
     (Foucart's rule)."""
 
     one_trial = (HTP,)
+    speculative = False  # its own rule (the support repeats) ends runs
 
     def init(self, S: dict[str, Any], states: list[State]) -> None:
         super().init(S, states)
@@ -961,6 +1148,7 @@ class BatchedTopkIOBS(BatchedSolver):
     factor of H = AᵀA + λI of the one-trial ``init`` (a constant Hessian: factorised once per trial)."""
 
     one_trial = (TopkIOBS, NSIHT)
+    speculative = True
 
     def init(self, S: dict[str, Any], states: list[State]) -> None:
         S["H"] = self.be.factors([state.cache["curvature"].factor for state in states])

@@ -15,7 +15,7 @@ from problems.batched import ProblemBatch, build_batch
 from problems.nonquadratic import make_logistic_regression
 from problems.sensing import make_compressed_sensing
 from solvers._kernels import top_k_indices
-from solvers.batched import BATCHED, NumpyBackend, batched_for, run_batched
+from solvers.batched import BATCHED, MAX_BLOCK, NumpyBackend, batched_for, run_batched
 from solvers.convex import BasisPursuit
 from solvers.hard_thresholding import HTP, IHT, NIHT
 from solvers.iobs import TopkIOBS
@@ -283,3 +283,21 @@ def test_cycle_rule_filter_keeps_every_cycle_of_non_descent_runs(cls, step_scale
             messages.append(batched.message)
     if cls is HTP:
         assert sum("cycle" in message for message in messages) >= 20
+
+
+@pytest.mark.parametrize("m, d, k, step_scale", [(3, 6, 2, 1.9), (4, 8, 2, 2.0), (4, 8, 2, 3.0)])
+def test_speculative_blocks_end_every_trial_where_it_ends_alone(m, d, k, step_scale):
+    """IHT runs blocks of up to `MAX_BLOCK` iterations ahead of the rules (`BatchedSolver._block`). On tiny
+    instances with long steps, 300 trials per case end in every way (convergence, cycles, max_iter) at
+    iterations all over the blocks: each ends at the iteration, point and message of its one-trial run."""
+    problems = [make_compressed_sensing(m=m, d=d, k_star=k, seed=seed) for seed in range(300)]
+    solver = IHT(k=k, step_scale=step_scale, max_iter=300, divergence_factor=1e300)
+    assert BATCHED[IHT].speculative
+    results = BATCHED[IHT](solver).run(ProblemBatch.from_problems(problems))
+    cycles = []
+    for problem, batched in zip(problems, results):
+        one = solver.run(problem)
+        assert_same_result(one, batched)
+        if "cycle" in one.message:
+            cycles.append(int(one.message.split("(x_")[1].split(" ")[0]))  # t of x_t = x_s
+    assert len(cycles) >= 4 and len({t % MAX_BLOCK for t in cycles}) >= 3, cycles

@@ -143,6 +143,24 @@ def test_results_do_not_depend_on_the_number_of_workers(tmp_path):
                                   two[columns].sort_values(sort).reset_index(drop=True))
 
 
+def test_a_fresh_a_resumed_and_a_partly_resumed_grid_return_the_same_rows(tmp_path):
+    """The job returns the cells it computes from memory and the others from the store: the same rows (values
+    and dtypes of the columns a report reads), in grid order, however many cells were stored before."""
+    cfg = config(tmp_path, *TINY)
+    fresh = run(cfg)
+    resumed = run(cfg)  # every cell read back from the store
+    first = plan_cells(cfg)[0].run_id
+    for path in (tmp_path / "results").glob("*.parquet"):
+        if path.stem != first:
+            path.unlink()
+    partly = run(cfg)  # one cell stored, five computed again
+    columns = ["run_id", "trial", "seed", "p_delta", "p_rho", "rel_error", "support_exact", "success", "status",
+               "iteration"]
+    assert list(dict.fromkeys(fresh["run_id"])) == [cell.run_id for cell in plan_cells(cfg)]
+    for other in (resumed, partly):
+        pd.testing.assert_frame_equal(fresh[columns], other[columns])
+
+
 def test_invalid_grid_is_a_one_line_error_and_writes_nothing(cli):
     done = cli("experiment=phase_transition", "experiment.rhos=[0.0,1.5]")
     assert done.returncode != 0 and done.stderr.strip().count("\n") == 0

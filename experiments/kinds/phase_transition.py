@@ -61,7 +61,8 @@ def validate(cfg: DictConfig, checked: set[str] | None = None) -> None:
 
 
 def run(cfg: DictConfig) -> pd.DataFrame:
-    """Run (or resume) the job's grid and return the final rows of every trial of every cell."""
+    """Run (or resume) the job's grid and return the final rows of every trial of every cell, in grid order (the
+    cells computed now as computed, the others as stored)."""
     cells = plan_cells(cfg)
     rule = Rule(str(cfg.experiment.success), float(cfg.experiment.success_tol))
     n_jobs = workers(cfg)
@@ -71,6 +72,7 @@ def run(cfg: DictConfig) -> pd.DataFrame:
     log.info("phase diagram of %s: %d cells x %d trials, %d cells already stored (%s)", cfg.solver._target_,
              len(cells), cfg.experiment.trials, len(cells) - len(pending),
              f"batched trials, {how.backend} backend" if how.batched else "one trial at a time")
+    computed: dict[str, pd.DataFrame] = {}
     if pending:
         groups = cell_groups(pending, how)
         parallel = Parallel(n_jobs=n_jobs, return_as="generator_unordered")
@@ -79,9 +81,17 @@ def run(cfg: DictConfig) -> pd.DataFrame:
                   mininterval=0.5) as bar:
             for frames in results:
                 for frame in frames:
+                    computed[str(frame["run_id"].iloc[0])] = frame
                     store.write(str(frame["run_id"].iloc[0]), frame)
                 bar.update(len(frames))
-    return load(store.root, [cell.run_id for cell in cells])
+    # the cells computed now are in memory: only those stored before are read back (the report reads them all)
+    stored = load(store.root, [cell.run_id for cell in cells if cell.run_id not in computed])
+    frames = [frame for frame in (stored, *computed.values()) if not frame.empty]
+    if not frames:
+        return stored
+    order = {cell.run_id: i for i, cell in enumerate(cells)}
+    frame = pd.concat(frames, ignore_index=True)
+    return frame.iloc[frame["run_id"].map(order).argsort(kind="stable")].reset_index(drop=True)
 
 
 def success_table(frame: pd.DataFrame, rule: Rule) -> pd.DataFrame:
