@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -53,3 +54,33 @@ class Cli:
 @pytest.fixture
 def cli(tmp_path) -> Cli:
     return Cli(tmp_path)
+
+
+#: The README's user solver, a fixed-step IHT, as a module outside the package (`write_user_solver`).
+USER_SOLVER = textwrap.dedent('''
+    from solvers.base import IterativeSolver, State
+    from solvers._kernels import hard_threshold
+
+    class {cls}(IterativeSolver):
+        """x <- T_k(x - eta grad f(x)) with a fixed step (the README's example)."""
+        name = "{name}"
+        references = ("a user",)
+
+        def __init__(self, *, eta: float = 0.5, **common):
+            super().__init__(**common)
+            self.eta = eta
+
+        def step(self, problem, state):
+            return State(x=hard_threshold(state.x - self.eta * problem.gradient(state.x), self.k_),
+                         step_size=self.eta)
+''')
+
+
+def write_user_solver(root: Path, cls: str = "MyIHT", name: str = "my_iht", extra: str = "") -> None:
+    """The README's user solver in ``root/my_solvers.py`` (``root`` goes on PYTHONPATH; ``extra`` is appended to
+    the module) and its config ``root/my_conf/solver/<name>.yaml`` (``hydra.searchpath=[file://root/my_conf]``)."""
+    (root / "my_solvers.py").write_text(USER_SOLVER.format(cls=cls, name=name) + textwrap.dedent(extra))
+    (root / "my_conf" / "solver").mkdir(parents=True, exist_ok=True)
+    (root / "my_conf" / "solver" / f"{name}.yaml").write_text(
+        f"_target_: my_solvers.{cls}\neta: 0.5\nk: null\nmax_iter: 500\ntol: 1.0e-10\ntime_budget: null\n"
+        "divergence_factor: 1.0e+8\n")

@@ -14,7 +14,6 @@ collector test covers without torch.
 from __future__ import annotations
 
 import re
-import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -25,27 +24,8 @@ from experiments.kinds.compare import ranking
 from experiments.store import manifest
 from experiments.store.collect import collect
 from experiments.store.results import ResultStore, load, tidy_rows
-from tests.conftest import Cli
+from tests.conftest import Cli, write_user_solver
 
-USER_SOLVER = textwrap.dedent('''
-    from solvers.base import IterativeSolver, State
-    from solvers._kernels import hard_threshold
-
-    class MyIHT(IterativeSolver):
-        """x <- T_k(x - eta grad f(x)) with a fixed step (the README's example)."""
-        name = "my_iht"
-        references = ("me 2026",)
-
-        def __init__(self, *, eta: float = 0.5, **common):
-            super().__init__(**common)
-            self.eta = eta
-
-        def step(self, problem, state):
-            return State(x=hard_threshold(state.x - self.eta * problem.gradient(state.x), self.k_),
-                         step_size=self.eta)
-''')
-USER_YAML = ("_target_: my_solvers.MyIHT\neta: 0.5\nk: null\nmax_iter: 500\ntol: 1.0e-10\ntime_budget: null\n"
-             "divergence_factor: 1.0e+8\n")
 SEARCHPATH = "hydra.searchpath=[file://{root}/my_conf]"
 COMPARE_TINY = ("experiment.parts.convergence.seeds=2", "experiment.parts.phase_transition.deltas=2",
                 "experiment.parts.phase_transition.rhos=2", "experiment.parts.phase_transition.trials=2",
@@ -91,9 +71,7 @@ TIMED_FIGURES = {"scaling", "conditioning", "second_order", "selection_map"}
 
 def prepare(cli: Cli) -> Cli:
     """A root with the README's user solver (module on PYTHONPATH, YAML in my_conf/solver)."""
-    (cli.root / "my_solvers.py").write_text(USER_SOLVER)
-    (cli.root / "my_conf" / "solver").mkdir(parents=True, exist_ok=True)
-    (cli.root / "my_conf" / "solver" / "my_iht.yaml").write_text(USER_YAML)
+    write_user_solver(cli.root)
     return cli
 
 

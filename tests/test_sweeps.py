@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import textwrap
-
 import pandas as pd
 
 from experiments.store.collect import collect, markdown_table
 from experiments.store.results import load
+from tests.conftest import write_user_solver
 
 
 def test_submitit_local_launcher_runs_the_sweep(cli):
@@ -34,31 +33,11 @@ def test_collect_writes_table_csv_and_markdown(cli, tmp_path):
 
 
 def test_a_user_solver_outside_the_package_is_compared_with_the_baselines(cli):
-    (cli.root / "my_solvers.py").write_text(textwrap.dedent('''
-        from solvers.base import IterativeSolver, State
-        from solvers._kernels import hard_threshold
-
-        class HalfStepIHT(IterativeSolver):
-            """x <- T_k(x - 0.5 grad f(x))."""
-            name = "half_step_iht"
-            references = ("a user",)
-
-            def __init__(self, *, eta: float = 0.5, **common):
-                super().__init__(**common)
-                self.eta = eta
-
-            def step(self, problem, state):
-                return State(x=hard_threshold(state.x - self.eta * problem.gradient(state.x), self.k_),
-                             step_size=self.eta)
-
+    write_user_solver(cli.root, "HalfStepIHT", "half_step_iht", extra='''
         # the user's own theorem, registered from the user's module: drawn without editing the package
         from solvers.bounds import Theorem, register_theorems
         register_theorems(HalfStepIHT, Theorem("a user's rate", lambda solver, problem, e: (2.0 * e, "")))
-    '''))
-    (cli.root / "my_conf" / "solver").mkdir(parents=True)
-    (cli.root / "my_conf" / "solver" / "half_step_iht.yaml").write_text(
-        "_target_: my_solvers.HalfStepIHT\neta: 0.5\nk: null\nmax_iter: 500\ntol: 1.0e-10\n"
-        "time_budget: null\ndivergence_factor: 1.0e+8\n")
+    ''')
     done = cli("-m", "experiment=compare", f"hydra.searchpath=[file://{cli.root / 'my_conf'}]",
                "solver=half_step_iht,iht,cosamp,topk_iobs,bp", "experiment.parts.convergence.seeds=2",
                "experiment.parts.phase_transition.deltas=2", "experiment.parts.phase_transition.rhos=2",
