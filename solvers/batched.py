@@ -421,6 +421,11 @@ def _norms(be: Any, V: Any) -> np.ndarray:
     return np.sqrt(be.host(be.rowdot(V, V)))
 
 
+def _step_test_factor(tol: float) -> float:
+    """((1 + w)·tol)²: ‖x_t − x_{t−1}‖² above this times ‖x_{t−1}‖² passes the step test clearly (w = `EXACT_WINDOW`)."""
+    return (tol * (1 + EXACT_WINDOW)) ** 2
+
+
 def _squared_norms(V: np.ndarray) -> np.ndarray:
     """‖v_b‖² of every row of a host array by one stacked ``ddot`` each (rounding ~d·ε: for the clear cases of
     `BatchedSolver._stopping` only, which redoes a test within `EXACT_WINDOW` of its threshold exactly)."""
@@ -460,7 +465,7 @@ class _Active:
     def __init__(self, ids: np.ndarray, x: np.ndarray, objective: np.ndarray, x_star: np.ndarray, factor: float,
                  tol: float, elapsed: np.ndarray, keys: np.ndarray, window: int | None = None):
         self.ids, self.x, self.x_star, self.elapsed = ids, x, x_star, elapsed
-        self.step2 = (tol * (1 + EXACT_WINDOW)) ** 2 * np.einsum("ij,ij->i", x, x)
+        self.step2 = _step_test_factor(tol) * np.einsum("ij,ij->i", x, x)
         star = np.array([robust_norm(v) for v in x_star])
         first = np.array([robust_norm(a - b) for a, b in zip(x, x_star)])
         self.blowup = np.array([factor * np.nanmax([f, s, 1.0]) for f, s in zip(first, star)])
@@ -530,6 +535,11 @@ class BatchedSolver:
     def residual(self, S: dict[str, Any], x: Any) -> Any:
         """sparse_product(A, x) − y of every trial: the residual of `solvers._kernels.gradient_at`."""
         return self.be.sparse_product(S["A"], x) - S["y"]
+
+    def _advance(self, S: dict[str, Any], t: int) -> tuple[Step, Any]:
+        """Iteration t's step and the residual of its iterate (the step's own, else `residual`)."""
+        step = self.step(S, t)
+        return step, step.residual if step.residual is not None else self.residual(S, step.x)
 
     # -- the loop -------------------------------------------------------------------------------------------
     def run(self, batch: ProblemBatch, solvers: Sequence[IterativeSolver] | None = None,
@@ -636,8 +646,7 @@ class BatchedSolver:
         """Iteration t: the step, then the rules of `IterativeSolver.run` in its order; returns the rows that go
         on (None: all of them)."""
         tic = time.perf_counter()
-        step = self.step(S, t)
-        residual = step.residual if step.residual is not None else self.residual(S, step.x)
+        step, residual = self._advance(S, t)
         # the bookkeeping reads a diverging run's inf/NaN objective and norms as the one-trial trace does: silently
         with np.errstate(over="ignore", invalid="ignore"):
             return self._rules(batch, S, act, t, ends, monitor, step, residual, tic)
@@ -702,8 +711,7 @@ class BatchedSolver:
         X, F, steps = np.empty((b, length, d)), np.empty((b, length)), np.empty((b, length))
         with np.errstate(over="ignore", invalid="ignore"):
             for j, t in enumerate(range(t0, t0 + length)):
-                step = self.step(S, t)
-                residual = step.residual if step.residual is not None else self.residual(S, step.x)
+                step, residual = self._advance(S, t)
                 F[:, j] = be.host(be.rowdot(residual, residual))
                 X[:, j] = be.host(step.x)
                 steps[:, j] = step.step_size
@@ -714,13 +722,13 @@ class BatchedSolver:
             act.remember(t0, keys)
             before = np.concatenate([act.last_objective[:, None], F[:, :-1]], axis=1)  # f(x_{t−1})
             floors = np.fmin.accumulate(np.concatenate([act.floor[:, None], before[:, :-1]], axis=1), axis=1)
-            cycles = self._block_cycles(act, keys, F, floors, t0)
+            cycles = self._repeats(act, keys, F, floors, t0)
             # the stopping rules' clear cases (`_stopping`), every iteration of the block at once
             moves = np.empty_like(X)  # x_t − x_{t−1}
             np.subtract(X[:, 0], act.x, out=moves[:, 0])
             np.subtract(X[:, 1:], X[:, :-1], out=moves[:, 1:])
             norm2 = _squared_norms(flat).reshape(b, length)
-            scale = (solver.tol * (1 + EXACT_WINDOW)) ** 2
+            scale = _step_test_factor(solver.tol)
             step2 = np.concatenate([act.step2[:, None], scale * norm2[:, :-1]], axis=1)
             close = ~(_squared_norms(moves.reshape(b * length, d)).reshape(b, length) > step2)
             close |= ~np.isfinite(F)
@@ -786,14 +794,18 @@ class BatchedSolver:
         going = stops == length
         return None if going.all() else np.flatnonzero(going)
 
-    def _block_cycles(self, act: _Active, keys: np.ndarray, F: np.ndarray, floors: np.ndarray,
-                      t0: int) -> np.ndarray:
-        """Per (row, block index j): the first s < t − 1 with x_s = x_t (t = t0 + j), or −1 (`_cycles`' rule and
-        filter, with the keys of the block already stored)."""
+    def _repeats(self, act: _Active, keys: np.ndarray, F: np.ndarray, floors: np.ndarray, t0: int,
+                 among: np.ndarray | None = None) -> np.ndarray:
+        """Per (row, j) of iterations t = t0 + j (``keys`` and objectives ``F`` (b, L), the keys already stored):
+        the first s < t − 1 with x_s = x_t, or −1; only (row, j) in ``among`` are compared (default: all), and with
+        the filter of `_cycles` only those whose f(x_t) is not below ``floors`` = min_{s ≤ t−2} f(x_s)."""
         b, length = F.shape
         cycles = np.full((b, length), -1)
+        # numpy only: its products are the one-trial BLAS calls, bit-reproducible whatever the batch; a GPU
+        # library may choose another kernel as the batch shrinks
         filtered = self.objective_of_x and self.be.name == "numpy"
-        rows, cols = np.nonzero(~(F < floors) if filtered else np.ones((b, length), dtype=bool))
+        candidates = np.ones((b, length), dtype=bool) if among is None else among
+        rows, cols = np.nonzero(candidates & ~(F < floors) if filtered else candidates)
         if not rows.size:
             return cycles
         horizon = t0 + length - 2  # s ≤ t − 2 for the block's last t
@@ -818,25 +830,17 @@ class BatchedSolver:
         f(x_s), s ≤ t − 2 (``act.floor``) cannot repeat and is not compared: a descent method compares almost
         no rows. A NaN objective is always compared."""
         keys = cycle_keys(x, self._weights)
-        # numpy only: its products are the one-trial BLAS calls, bit-reproducible whatever the batch; a GPU
-        # library may choose another kernel as the batch shrinks
-        filtered = self.objective_of_x and self.be.name == "numpy"
-        candidates = moving & ~(objective < act.floor) if filtered else moving
-        rows = np.flatnonzero(candidates)
-        repeats = rows[(act.keys[rows, :t - 1, 0] == keys[rows, None, 0]).any(1)] if rows.size else rows
         act.remember(t, keys)
+        repeated = self._repeats(act, keys[:, None], objective[:, None], act.floor[:, None], t, moving[:, None])
         act.floor = np.fmin(act.floor, act.last_objective)  # min over s ≤ t − 1: the floor of iteration t + 1
         act.last_objective = objective
+        repeats = np.flatnonzero(repeated[:, 0] >= 0)
         if not repeats.size:
             return moving
         visited = moving.copy()
         for j in repeats:
-            same = np.flatnonzero((act.keys[j, :t - 1] == keys[j]).all(1))
-            if not same.size:  # one lane agreed by chance
-                continue
-            earlier = int(same[0])
             visited[j] = False
-            message = _cycle_message(t, earlier, act.best_iteration[j], act.best_objective[j])
+            message = _cycle_message(t, int(repeated[j, 0]), act.best_iteration[j], act.best_objective[j])
             if act.best_iteration[j] == t - 1:
                 at_previous.append((j, "ok", message, t - 1))
             else:
@@ -867,7 +871,7 @@ class BatchedSolver:
         close = ~(_squared_norms(dx) > act.step2)
         close |= ~np.isfinite(objective)
         close |= norm2 >= act.margin2
-        act.step2 = ((tol * (1 + EXACT_WINDOW)) ** 2) * norm2
+        act.step2 = _step_test_factor(tol) * norm2
         if finished is not None:
             close |= finished != ""
         if stall is not None:
