@@ -422,7 +422,8 @@ def _norms(be: Any, V: Any) -> np.ndarray:
 
 
 def _step_test_factor(tol: float) -> float:
-    """((1 + w)·tol)²: ‖x_t − x_{t−1}‖² above this times ‖x_{t−1}‖² passes the step test clearly (w = `EXACT_WINDOW`)."""
+    """((1 + w)·tol)²: ‖x_t − x_{t−1}‖² above this times ‖x_{t−1}‖² clearly fails the step test (no stop yet;
+    w = `EXACT_WINDOW`)."""
     return (tol * (1 + EXACT_WINDOW)) ** 2
 
 
