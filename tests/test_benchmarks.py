@@ -124,3 +124,23 @@ def test_stall_replay_finds_the_first_iteration_the_rule_would_stop():
     assert first_stop(objective, 1, 0.999) == 5  # 0.999 > 0.999² · 1; 1.99 < 0.999² · 2 is still progress
     assert first_stop(objective, 2, 0.999) is None  # over every two steps f at least halves
     assert first_stop(objective, 1, 0.5) == 1  # 4 > 0.25 · 8
+
+
+def test_gpu_check_script_runs_on_the_cpu_and_reports_each_check(tmp_path):
+    """The GPU check list (`benchmarks/gpu_check.py`) is prepared for a session that is lent a GPU: its
+    device-agnostic checks run here on tiny sizes (the pruning checks load SmolLM2, ~1 min each: run by hand),
+    a CUDA-only check says it was not measured, and an unknown check is a usage error."""
+    pytest.importorskip("torch")
+    from benchmarks import gpu_check
+
+    path = gpu_check.main(["--device", "cpu", "--quick", "--checks", "solvers,iteration,memory", "--out",
+                           str(tmp_path)])
+    report = path.read_text()
+    assert "## solvers" in report and "## iteration" in report and "Not measured" in report
+    assert "Failed" not in report
+    solver_rows = [line for line in report.splitlines() if line.startswith("| ") and "/" in line.split("|")[3]]
+    assert len(solver_rows) == len(gpu_check.BATCHED)  # one per one-trial solver with a batched twin
+    assert all(row.split("|")[3].strip().split("/")[0] == row.split("|")[3].strip().split("/")[1]
+               for row in solver_rows)
+    with pytest.raises(SystemExit):
+        gpu_check.main(["--checks", "nope", "--out", str(tmp_path)])

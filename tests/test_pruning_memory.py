@@ -62,3 +62,39 @@ def test_hessians_are_dropped_when_no_later_round_needs_them():
     blocks2.load_state_dict(blocks.state_dict())
     SequentialPruner(blocks2, PruneSpec(sparsity=0.5), progress=False).run(inputs, dropped, keep_hessians=False)
     assert dropped == {}
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float32])
+def test_the_task_update_is_projected_from_its_float32_step(monkeypatch, dtype):
+    """Round 2 of I-OBS with the ``task`` update: one small SGD step, far below half a bfloat16 unit of the
+    weights, rounds away when written to bfloat16 layers (they keep round 1's Ŵ); the projection must start from
+    the float32 step (the masters of `task_step`), not from the layer, or a GPU run would be one-shot SparseGPT
+    again. In float32 the layer took the step and the target is the layer's weight itself."""
+    from pruning.engine import SequentialPruner
+    from pruning.iobs import IOBSConfig, IteratedOBS
+    from pruning.synthetic import SyntheticLayerTask
+
+    calls = []  # per round: the layer's weights when its projection starts and when it ends, and the target
+    run = SequentialPruner.run
+
+    def spy(self, inputs, pruners, target=None, **options):
+        layer = self.blocks[0].fc
+        start = layer.weight.detach().to(torch.float32).clone()
+        aim = None if target is None else target("0.fc", layer).clone()
+        reports = run(self, inputs, pruners, target, **options)
+        calls.append((start, aim, layer.weight.detach().to(torch.float32).clone()))
+        return reports
+
+    monkeypatch.setattr(SequentialPruner, "run", spy)
+    task = SyntheticLayerTask(d_in=32, d_out=16, n_calibration=512, n_heldout=64, batch_size=128, dtype=dtype)
+    IteratedOBS(PruneSpec(sparsity=0.5), IOBSConfig(rounds=2, update="task", lr=1e-6), progress=False).run(task)
+    (_, none, pruned), (layer, target, _) = calls
+    assert none is None and target.dtype == torch.float32
+    kept = pruned != 0  # round 1's support: the step is small against these weights
+    layer_moved = (layer != pruned)[kept].float().mean().item()
+    target_moved = (target != pruned)[kept].float().mean().item()
+    assert target_moved > 0.9
+    if dtype == torch.bfloat16:
+        assert layer_moved < 0.1  # the bfloat16 layer rounded the step away: projecting it would lose the step
+    else:
+        assert torch.equal(target, layer)
