@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-all test-slurm install bench clean
+.PHONY: demo test test-all test-slurm install bench gpu-check clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +47,12 @@ test-slurm: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
 	$(BIN)/python -m benchmarks.run
+
+# The GPU check list of issues #18 and #19 (benchmarks/gpu_check.py; ~5-8 min on one GPU): writes
+# $(GPU_CHECK_OUT)/gpu_check.md after every check.
+GPU_CHECK_OUT ?= benchmarks/results
+gpu-check: $(STAMP)
+	$(BIN)/python -m benchmarks.gpu_check --device cuda --out $(GPU_CHECK_OUT)
 
 clean:
 	rm -rf $(VENV) outputs multirun results
