@@ -2,7 +2,7 @@
 (none of it has been measured on this project's CPU-only machines). Writes a markdown report, rewritten after
 every check, so that a run stopped by its time limit still returns what it measured.
 
-    python -m benchmarks.gpu_check --device cuda --out "$OUT"          # ~5-8 min on one GPU (--budget-s 420)
+    python -m benchmarks.gpu_check --device cuda --out "$OUT"          # at most ~8 min (--budget-s 480)
     python -m benchmarks.gpu_check --device cpu --quick --out /tmp/g   # every check on tiny sizes (a smoke run)
 
 Checks, in order (each skipped when less than its estimate is left of ``--budget-s``):
@@ -149,15 +149,16 @@ def check_iteration(device: str, quick: bool) -> list[str]:
     return lines
 
 
-def check_grids(device: str, quick: bool, scratch: Path) -> list[str]:
-    """The n = 200 diagrams of IHT and CoSaMP through the command line, batched on ``device``."""
+def check_grids(device: str, quick: bool, scratch: Path, seconds: float) -> list[str]:
+    """The n = 200 diagrams of IHT and CoSaMP through the command line, batched on ``device``, each given at most
+    half of ``seconds``."""
     grid = SMOKE_GRID if quick else GRID
     lines = [f"`obsbench {' '.join(grid)} solver=<s> experiment.backend=torch experiment.device={device} "
              "experiment.n_jobs=1`, wall time of the whole command.", "",
              "| solver | wall | target |", "|---|---|---|"]
     for solver in ("iht", "cosamp"):
         outcome = run_obsbench([*grid, f"solver={solver}", "experiment.backend=torch", f"experiment.device={device}",
-                                "experiment.n_jobs=1"], scratch / f"grid_{solver}", timeout=600)
+                                "experiment.n_jobs=1"], scratch / f"grid_{solver}", timeout=max(30.0, seconds / 2))
         wall = f"{outcome.seconds:.1f} s" if outcome.ok else f"failed ({outcome.tail.strip().splitlines()[-1:]})"
         verdict = ("met" if outcome.seconds <= TARGET_GRID_S else "missed") if outcome.ok else "n/a"
         lines.append(f"| {solver} | {wall} | <= {TARGET_GRID_S:g} s: {verdict} |")
@@ -266,12 +267,13 @@ def check_memory(device: str, quick: bool) -> list[str]:
     return lines
 
 
-def check_prune_lm(device: str, quick: bool, scratch: Path) -> list[str]:
-    """The default prune_lm job for seed 0 on ``device``, timed, with its summary table."""
+def check_prune_lm(device: str, quick: bool, scratch: Path, seconds: float) -> list[str]:
+    """The default prune_lm job for seed 0 on ``device`` (stopped after ``seconds``), timed, with its summary
+    table."""
     extra = ["experiment.max_blocks=1", "experiment.task.batch_size=4", "experiment.task.eval_items=2",
              "experiment.rounds=[1,2]", "experiment.methods=[sparsegpt,sparsegpt_equal,iobs]"] if quick else []
     args = ["experiment=prune_lm", f"experiment.device={device}", "seed=0", *extra]
-    outcome = run_obsbench(args, scratch / "prune_lm", timeout=900)
+    outcome = run_obsbench(args, scratch / "prune_lm", timeout=max(60.0, seconds))
     lines = [f"`obsbench {' '.join(args)}`: {'%.0f s' % outcome.seconds if outcome.ok else 'failed'}.", ""]
     summaries = sorted((scratch / "prune_lm" / "outputs").rglob("summary.csv"))
     if not outcome.ok or not summaries:
@@ -288,8 +290,8 @@ def check_prune_lm(device: str, quick: bool, scratch: Path) -> list[str]:
 
 #: name -> (estimated seconds on a GPU, the check)
 CHECKS: dict[str, tuple[float, Callable[..., list[str]]]] = {
-    "solvers": (30, check_solvers), "iteration": (30, check_iteration), "kernels": (20, check_kernels),
-    "bf16": (30, check_bf16), "grids": (90, check_grids), "memory": (90, check_memory),
+    "solvers": (30, check_solvers), "iteration": (30, check_iteration), "grids": (90, check_grids),
+    "kernels": (20, check_kernels), "bf16": (30, check_bf16), "memory": (90, check_memory),
     "prune_lm": (240, check_prune_lm)}
 NEEDS_SCRATCH = {"grids", "prune_lm"}
 
@@ -299,7 +301,8 @@ def main(argv: list[str] | None = None) -> Path:
     parser.add_argument("--device", default="cuda", help="torch device (cuda, cuda:1, cpu)")
     parser.add_argument("--checks", default=",".join(CHECKS), help="comma-separated, from " + ", ".join(CHECKS))
     parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke run of every check")
-    parser.add_argument("--budget-s", type=float, default=420.0, help="skip checks that would not fit in this")
+    parser.add_argument("--budget-s", type=float, default=480.0,
+                        help="skip checks that would not fit in this; the command-line checks stop at its end")
     parser.add_argument("--out", type=Path, default=Path("."), help="folder of gpu_check.md")
     args = parser.parse_args(argv)
     chosen = [name.strip() for name in args.checks.split(",") if name.strip()]
@@ -324,8 +327,8 @@ def main(argv: list[str] | None = None) -> Path:
             log.info("check %s", name)
             tic = time.perf_counter()
             try:
-                lines = check(args.device, args.quick, scratch) if name in NEEDS_SCRATCH else \
-                    check(args.device, args.quick)
+                lines = check(args.device, args.quick, scratch, 600.0 if args.quick else left) \
+                    if name in NEEDS_SCRATCH else check(args.device, args.quick)
             except Exception as exc:  # a failed check is a finding: report it and go on with the others
                 log.exception("check %s failed", name)
                 lines = [f"Failed: {type(exc).__name__}: {exc}"]
