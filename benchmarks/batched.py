@@ -70,25 +70,38 @@ def grid_seconds(solver: str, batched: bool, scratch: Path, grid: tuple[str, ...
 
 
 def iteration_ratio(trials: int, backend: str, repeats: int, cell: dict[str, int] = CELL,
-                    iterations: int = ITERATIONS) -> tuple[float, float, float]:
-    """(µs per trial-iteration of batched IHT, µs per trial of the two stacked products, their ratio): medians."""
+                    iterations: int = ITERATIONS, device: str = "cpu") -> tuple[float, float, float]:
+    """(µs per trial-iteration of batched IHT, µs per trial of the two stacked products, their ratio): medians.
+    The products are numpy's on the CPU, torch's on another ``device`` (synchronised before each clock read)."""
     batch = build_batch(make_compressed_sensing, range(trials), **cell)
     d, m = cell["d"], cell["m"]
     rng = np.random.default_rng(0)
-    A, x, r = batch.A, rng.standard_normal((trials, d)), rng.standard_normal((trials, m))
+    A, x, r = batch.A, rng.standard_normal((trials, d, 1)), rng.standard_normal((trials, m, 1))
+    matmul = np.matmul
+    if device != "cpu":
+        import torch
+
+        A, x, r = (torch.tensor(a, device=device) for a in (A, x, r))  # copies: the batch arrays are read-only
+        matmul = torch.matmul
+
+    def sync() -> None:  # a GPU works asynchronously: wait for it before reading the clock
+        if device.startswith("cuda"):
+            torch.cuda.synchronize(device)
     runs, products = [], []
     with threadpool_limits(limits=1):
         for problem in batch.problems:
             problem.smoothness()  # an instance constant either path computes once: not an iteration cost
         for _ in range(repeats):
-            engine = BatchedIHT(IHT(max_iter=iterations), backend=backend, device="cpu")
+            engine = BatchedIHT(IHT(max_iter=iterations), backend=backend, device=device)
+            sync()
             tic = time.perf_counter()
             engine.run(batch)
             runs.append((time.perf_counter() - tic) / sum(engine.active_sizes_))
             tic = time.perf_counter()
             for _ in range(iterations):
-                np.matmul(A, x[..., None])
-                np.matmul(A.transpose(0, 2, 1), r[..., None])
+                matmul(A, x)
+                matmul(A.swapaxes(-1, -2), r)
+            sync()
             products.append((time.perf_counter() - tic) / (iterations * trials))
     run, product = statistics.median(runs), statistics.median(products)
     return run * 1e6, product * 1e6, run / product

@@ -41,12 +41,11 @@ from typing import Any, Callable
 
 import numpy as np
 
-from benchmarks.batched import GRID, SMOKE_GRID, TARGET_GRID_S, TARGET_RATIO
+from benchmarks.batched import CELL, GRID, ITERATIONS, SMOKE_GRID, TARGET_GRID_S, TARGET_RATIO, iteration_ratio
 from benchmarks.cli import run_obsbench
-from problems.batched import ProblemBatch, build_batch
+from problems.batched import ProblemBatch
 from problems.sensing import make_compressed_sensing
-from solvers.batched import BATCHED, BatchedIHT
-from solvers.hard_thresholding import IHT
+from solvers.batched import BATCHED
 
 log = logging.getLogger(__name__)
 
@@ -84,13 +83,6 @@ def device_description(device: str) -> str:
     return f"Device: {device} (torch {torch.__version__}); not a GPU: a smoke run of the script, not a measurement."
 
 
-def synchronize(device: str) -> None:
-    import torch
-
-    if device.startswith("cuda"):
-        torch.cuda.synchronize(device)
-
-
 # -- #18: batched solvers --------------------------------------------------------------------------------------
 
 def check_solvers(device: str, quick: bool) -> list[str]:
@@ -116,36 +108,16 @@ def check_solvers(device: str, quick: bool) -> list[str]:
 
 
 def check_iteration(device: str, quick: bool) -> list[str]:
-    """Batched IHT (torch on ``device``): µs per trial-iteration over µs per trial of its two products."""
-    import torch
-
-    cell, iterations = (dict(m=8, d=16, k_star=4), 5) if quick else (dict(m=100, d=200, k_star=45), 300)
-    lines = [f"One cell, m = {cell['m']}, d = {cell['d']}, k = {cell['k_star']}, {iterations} iterations; the "
-             "second of two runs (the first compiles and warms the caches).", "",
+    """Batched IHT (torch on ``device``): µs per trial-iteration over µs per trial of its two products there
+    (`benchmarks.batched.iteration_ratio`, median of 3 runs)."""
+    cell, iterations = (dict(m=8, d=16, k_star=4), 5) if quick else (CELL, ITERATIONS)
+    lines = [f"One cell, m = {cell['m']}, d = {cell['d']}, k = {cell['k_star']}, {iterations} iterations; medians "
+             "of 3 runs.", "",
              "| trials | µs per trial-iteration | µs per trial, A x and Aᵀr | ratio | target |", "|---|---|---|---|---|"]
     for trials in ((2, 4) if quick else (20, 100, 1000)):
-        batch = build_batch(make_compressed_sensing, range(trials), **cell)
-        for problem in batch.problems:
-            problem.smoothness()
-        for _ in range(2):
-            engine = BatchedIHT(IHT(max_iter=iterations), backend="torch", device=device)
-            synchronize(device)
-            tic = time.perf_counter()
-            engine.run(batch)
-            run = (time.perf_counter() - tic) / sum(engine.active_sizes_)
-        A = torch.tensor(batch.A, device=device)  # a copy: the batch arrays are read-only
-        x = torch.randn(trials, cell["d"], 1, dtype=A.dtype, device=device)
-        r = torch.randn(trials, cell["m"], 1, dtype=A.dtype, device=device)
-        synchronize(device)
-        tic = time.perf_counter()
-        for _ in range(iterations):
-            torch.matmul(A, x)
-            torch.matmul(A.transpose(1, 2), r)
-        synchronize(device)
-        product = (time.perf_counter() - tic) / (iterations * trials)
-        verdict = "met" if run / product <= TARGET_RATIO else "missed"
-        lines.append(f"| {trials} | {run * 1e6:.2f} | {product * 1e6:.2f} | {run / product:.2f} | "
-                     f"<= {TARGET_RATIO:g}: {verdict} |")
+        run, product, ratio = iteration_ratio(trials, "torch", 3, cell, iterations, device=device)
+        verdict = "met" if ratio <= TARGET_RATIO else "missed"
+        lines.append(f"| {trials} | {run:.2f} | {product:.2f} | {ratio:.2f} | <= {TARGET_RATIO:g}: {verdict} |")
     return lines
 
 
