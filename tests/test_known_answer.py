@@ -112,6 +112,22 @@ def test_lasso_fast_path_agrees_with_cvxpy_in_objective():
     assert objective(lars.run(problem).x) == pytest.approx(objective(reference), rel=1e-6)
 
 
+@pytest.mark.parametrize("seed", range(3))
+def test_lasso_fast_path_reaches_its_lambda_at_the_default_ratio(seed):
+    """The default λ = 10⁻³‖Aᵀy‖_∞ is α = λ/m ~ 1e-6 in LassoLars's units on normalised data, where its path
+    stopped at a knot within float32's ε of α: objectives 2.6e-6 and 3.4e-6 above Clarabel's on seeds 0 and 2
+    here (up to 2% at m = 2000). The solution must be Clarabel's to its accuracy (the fast path may be lower)."""
+    problem = make_compressed_sensing(m=150, d=300, k_star=50, snr_db=30, seed=seed)
+    lars = make_solver("lasso")
+    lam = lars.regularisation(problem)
+
+    def objective(x):
+        return 0.5 * np.sum((problem.A @ x - problem.y) ** 2) + lam * np.abs(x).sum()
+
+    reference = objective(make_solver("lasso", method="cvxpy", cvxpy_solver="CLARABEL").run(problem).x)
+    assert (objective(lars.run(problem).x) - reference) / reference <= 1e-7
+
+
 class _Exploding(IterativeSolver):
     """Test double: a step that doubles the iterate (diverges), or raises on request."""
 
