@@ -450,8 +450,10 @@ class DirectSolver(Solver):
     def __init__(self, *, time_budget: float | None = None):
         self.time_budget = time_budget
 
-    def solve(self, problem: Problem) -> tuple[np.ndarray, int]:
-        """Return the solution and the number of iterations the underlying solver reports (0 if unknown)."""
+    def solve(self, problem: Problem) -> tuple[np.ndarray, int] | tuple[np.ndarray, int, str]:
+        """Return the solution and the number of iterations the underlying solver reports (0 if unknown),
+        optionally followed by a note on how it was found (the ``message`` of an ``ok`` row: e.g. which of two
+        methods answered, so that a sweep can count them)."""
         raise NotImplementedError
 
     def validate(self, problem: Problem) -> None:
@@ -463,7 +465,7 @@ class DirectSolver(Solver):
         trace = Trace(problem)
         tic = time.perf_counter()
         try:
-            x, n_iter = self.solve(problem)
+            x, n_iter, *note = self.solve(problem)
         except Exception as exc:
             return _finish(problem, trace, None, "error", f"{type(exc).__name__}: {exc}", 0,
                                            time.perf_counter() - tic)
@@ -476,7 +478,7 @@ class DirectSolver(Solver):
         elif self.time_budget is not None and elapsed > self.time_budget:
             status, message = "timeout", f"time budget of {self.time_budget:g} s exceeded"
         else:
-            status, message = "ok", ""
+            status, message = "ok", note[0] if note else ""
         return _finish(problem, trace, x, status, message, n_iter, elapsed)
 
 

@@ -113,25 +113,30 @@ class BasisPursuit(DirectSolver):
         if self.method not in METHODS:
             raise SolverConfigError(f"method={self.method!r} must be one of {', '.join(METHODS)}")
 
-    def solve(self, problem: Problem) -> tuple[np.ndarray, int]:
+    def solve(self, problem: Problem) -> tuple[np.ndarray, int, str]:
         (A, y), unscale = normalised(problem.A, problem.y)
-        x, n_iter = self._solve_normalised(A, y, problem.d)
-        return unscale(x), n_iter
+        x, n_iter, note = self._solve_normalised(A, y, problem.d)
+        return unscale(x), n_iter, note
 
-    def _solve_normalised(self, A: np.ndarray, y: np.ndarray, d: int) -> tuple[np.ndarray, int]:
+    def _solve_normalised(self, A: np.ndarray, y: np.ndarray, d: int) -> tuple[np.ndarray, int, str]:
+        """(x, iterations, which method answered) on the normalised data."""
         if self.method == "cvxpy":
             import cvxpy as cp
 
             x = cp.Variable(d)
             program = cp.Problem(cp.Minimize(cp.norm1(x)), [A @ x == y])
             n_iter = _cvxpy_solve(program, self.cvxpy_solver)
-            return np.asarray(x.value, dtype=float), n_iter
+            return np.asarray(x.value, dtype=float), n_iter, "cvxpy"
         if self.method == "lars":
             x, n_steps, gap = homotopy_basis_pursuit(A, y)
             if gap <= CERTIFICATE_TOL:
-                return x, n_steps
+                return x, n_steps, f"LARS homotopy, certified (relative duality gap {gap:.1e})"
             log.debug("homotopy end point not certified (relative gap %.2g): solving the LP", gap)
-        return linear_program_basis_pursuit(A, y)
+            x, n_iter = linear_program_basis_pursuit(A, y)
+            return x, n_iter, (f"HiGHS LP: the LARS end point was not certified (relative duality gap {gap:.1e} > "
+                               f"{CERTIFICATE_TOL:g})")
+        x, n_iter = linear_program_basis_pursuit(A, y)
+        return x, n_iter, "HiGHS LP"
 
 
 def linear_program_basis_pursuit(A: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, int]:

@@ -92,12 +92,16 @@ def test_basis_pursuit_homotopy_stopped_early_is_not_certified_and_the_lp_answer
     import solvers.convex
     from solvers.convex import CERTIFICATE_TOL, homotopy_basis_pursuit, linear_program_basis_pursuit
 
-    monkeypatch.setattr(solvers.convex, "PATH_END", 1e-3)
     problem = make_compressed_sensing(m=60, d=200, k_star=15, seed=2)
+    certified = make_solver("basis_pursuit").run(problem)
+    assert certified.message.startswith("LARS homotopy, certified")  # the row says which method answered
+    monkeypatch.setattr(solvers.convex, "PATH_END", 1e-3)
     x, _, gap = homotopy_basis_pursuit(problem.A, problem.y)
     lp = linear_program_basis_pursuit(problem.A, problem.y)[0]
     assert gap > CERTIFICATE_TOL and np.abs(x - lp).max() > 1e-6
-    np.testing.assert_allclose(make_solver("basis_pursuit").run(problem).x, lp, atol=1e-9)
+    fallback = make_solver("basis_pursuit").run(problem)
+    np.testing.assert_allclose(fallback.x, lp, atol=1e-9)
+    assert fallback.status == "ok" and fallback.message.startswith("HiGHS LP: the LARS end point was not certified")
 
 
 def test_lasso_fast_path_agrees_with_cvxpy_in_objective():
