@@ -149,6 +149,10 @@ class Solver:
     needs_k: ClassVar[bool] = True
     requires: ClassVar[frozenset[str]] = frozenset()
     recovery_tol: ClassVar[float | None] = 1e-6
+    #: Bumped when a change alters the solver's results for the same configuration (a bug fix, not a speed-up):
+    #: it enters the run id (`experiments.execution.runner.identity`), so a rerun computes results that the earlier
+    #: code stored instead of reusing them. 0 (never revised) leaves the solver's run ids as they always were.
+    revision: ClassVar[int] = 0
     invariances: ClassVar[frozenset[str]] = frozenset({"global"})
 
     def __init_subclass__(cls, **kwargs: Any) -> None:

@@ -216,6 +216,7 @@ class Lasso(DirectSolver):
 
     name = "lasso"
     recovery_tol = None  # the ℓ1 penalty biases the estimate by O(λ)
+    revision = 1  # 2026-12-03: LassoLars stopped short of λ on normalised data (a λ up to 2.5x too large)
     references = ("Tibshirani 1996, Regression shrinkage and selection via the lasso",
                   "Efron et al. 2004, Least angle regression")
     requires = frozenset({"least_squares"})

@@ -23,6 +23,22 @@ def test_run_id_is_stable_and_order_independent():
     assert a != run_id({"m": 1, "d": 2}, {"k": None}, 1)
 
 
+def test_a_revised_solver_gets_new_run_ids_and_the_others_keep_theirs():
+    """`Solver.revision` > 0 (a bug fix that changes results: the Lasso's, 2026-12-03) enters the run id, so a rerun
+    does not reuse what the earlier code stored; every other solver's ids are the plain hash, as before."""
+    from experiments.execution.runner import identity
+    from solvers.base import REGISTRY
+
+    problem = {"_target_": "problems.sensing.make_compressed_sensing", "m": 30, "d": 60, "k_star": 3}
+    lasso = {"_target_": "solvers.convex.Lasso", "lam_ratio": 1e-3}
+    iht = {"_target_": "solvers.hard_thresholding.IHT", "k": None}
+    assert identity(lasso) == {**lasso, "revision": 1} and identity(iht) == iht
+    assert RunSpec("compare", problem, lasso, 0).run_id != run_id(problem, lasso, 0)
+    assert RunSpec("compare", problem, iht, 0).run_id == run_id(problem, iht, 0)
+    assert identity({"_target_": "no.such.Solver"}) == {"_target_": "no.such.Solver"}  # build refuses it later
+    assert {name for name, cls in REGISTRY.items() if cls.revision} == {"lasso"}
+
+
 def test_rows_follow_the_schema(small_ls):
     result = make_solver("iht").run(small_ls)
     frame = tidy_rows(result.trace, run="abc", experiment="e", problem="p", solver="iht", seed=3,

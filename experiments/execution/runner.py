@@ -58,6 +58,17 @@ def build(node: DictConfig | Mapping[str, Any], group: str, **extra: Any) -> Any
     return target(**params, **extra)
 
 
+def identity(solver: Mapping[str, Any]) -> dict[str, Any]:
+    """A solver config as it enters a run id: with ``revision`` added when its class was revised (`Solver.revision`
+    > 0), so that results the earlier code stored are not reused; unchanged otherwise (a target that does not
+    import is left to `build` to refuse)."""
+    try:
+        revision = getattr(get_method(str(solver.get("_target_"))), "revision", 0)
+    except Exception:  # hydra raises a bare Exception subclass for unimportable paths
+        revision = 0
+    return {**solver, "revision": revision} if isinstance(revision, int) and revision > 0 else dict(solver)
+
+
 @functools.cache
 def _accepted_keywords(target: Any) -> frozenset[str] | None:
     """Keyword names ``target`` accepts (walking a solver class's MRO), or None if it takes **kwargs freely; read
@@ -92,7 +103,7 @@ class RunSpec:
     @property
     def run_id(self) -> str:
         extra = {"inputs": self.inputs} if self.inputs else {}
-        return run_id(self.problem, self.solver, self.seed, **extra)
+        return run_id(self.problem, identity(self.solver), self.seed, **extra)
 
     @property
     def problem_key(self) -> dict[str, Any]:

@@ -25,7 +25,7 @@ from threadpoolctl import threadpool_limits
 
 from experiments.store.results import run_id, tidy_rows
 from experiments.execution import interrupt
-from experiments.execution.runner import build, resolved
+from experiments.execution.runner import build, identity, resolved
 from problems import validation
 from problems.batched import ProblemBatch
 from solvers.base import Result
@@ -162,7 +162,7 @@ def plan_cells(cfg: DictConfig) -> list[Cell]:
             cell_problem = {**problem, "m": m, "k_star": k}
             cell_solver = {**solver, "k": k} if needs_k else solver
             seeds = tuple(trial_seed(seed, d, m, k, t) for t in range(trials))
-            rid = run_id(cell_problem, cell_solver, seed, experiment=str(cfg.experiment.name), trials=trials,
+            rid = run_id(cell_problem, identity(cell_solver), seed, experiment=str(cfg.experiment.name), trials=trials,
                          cell=[round(float(delta), 10), round(float(rho), 10)])
             cells.append(Cell(float(delta), float(rho), m, k, cell_problem, cell_solver, seeds, rid))
     return cells

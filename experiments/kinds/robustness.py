@@ -41,7 +41,7 @@ from tqdm.auto import tqdm
 from experiments.execution import interrupt
 from experiments.kinds.phase_grid import trial_seed
 from experiments.store.results import ResultStore, load, run_id, tidy_rows
-from experiments.execution.runner import build, resolved, results_root
+from experiments.execution.runner import build, identity, resolved, results_root
 from plots.robustness import heat_maps_figure, winner_map_figure
 from plots.style import save
 from problems import validation
@@ -105,7 +105,7 @@ def plan_cells(cfg: DictConfig) -> list[Cell]:
             # seeds keyed by the cell's values (not its position): a grid that grows keeps its old cells
             seeds = tuple(trial_seed(seed, int(problem["d"]), int(round(snr * 1000)) % 2**31,
                                      int(round(rho * 1000)), t) for t in range(trials))
-            rid = run_id(cell_problem, solvers, seed, experiment=str(experiment.name), trials=trials,
+            rid = run_id(cell_problem, {name: identity(config) for name, config in solvers.items()}, seed, experiment=str(experiment.name), trials=trials,
                          max_subsets=int(experiment.max_subsets))
             cells.append(Cell(snr, rho, cell_problem, seeds, rid))
     return cells
