@@ -160,6 +160,9 @@ def assert_same_report(shared: Path, fresh: Path) -> None:
             assert a[name].read_bytes() == b[name].read_bytes(), name
 
 
+# ~2.5 min (its shared root runs every consumer's sweep): the default suite took 11:41 on the 2-core Intel machine
+# of 2026-12-03 with it, past the 10-minute budget; `make test-all` runs it
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(CONSUMERS))
 def test_a_report_after_other_sweeps_equals_the_fresh_root_report(history, name, tmp_path):
     stdout, shared = history[name]
