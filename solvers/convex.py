@@ -127,16 +127,16 @@ class BasisPursuit(DirectSolver):
             program = cp.Problem(cp.Minimize(cp.norm1(x)), [A @ x == y])
             n_iter = _cvxpy_solve(program, self.cvxpy_solver)
             return np.asarray(x.value, dtype=float), n_iter, "cvxpy"
+        note = "HiGHS LP"
         if self.method == "lars":
             x, n_steps, gap = homotopy_basis_pursuit(A, y)
             if gap <= CERTIFICATE_TOL:
                 return x, n_steps, f"LARS homotopy, certified (relative duality gap {gap:.1e})"
             log.debug("homotopy end point not certified (relative gap %.2g): solving the LP", gap)
-            x, n_iter = linear_program_basis_pursuit(A, y)
-            return x, n_iter, (f"HiGHS LP: the LARS end point was not certified (relative duality gap {gap:.1e} > "
-                               f"{CERTIFICATE_TOL:g})")
+            note = (f"HiGHS LP: the LARS end point was not certified (relative duality gap {gap:.1e} > "
+                    f"{CERTIFICATE_TOL:g})")
         x, n_iter = linear_program_basis_pursuit(A, y)
-        return x, n_iter, "HiGHS LP"
+        return x, n_iter, note
 
 
 def linear_program_basis_pursuit(A: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, int]:
@@ -147,6 +147,16 @@ def linear_program_basis_pursuit(A: np.ndarray, y: np.ndarray) -> tuple[np.ndarr
     if result.status != 0:
         raise RuntimeError(f"HiGHS failed: {result.message}")
     return result.x[:d] - result.x[d:], int(result.nit)
+
+
+def lars_scale(alpha: float, y: np.ndarray) -> float:
+    """c such that scikit-learn's LARS, run on (A, c·y), stops within `PATH_END` (relative) of its target α:
+    its stop is `LARS_STOP` absolute, and the path of (A, c·y) at c·α is c times the path of (A, y) at α.
+    1 where α is 0 or c·y would not be finite (data far from normalised: left as they are)."""
+    if not PATH_END * alpha > 0:
+        return 1.0
+    scale = LARS_STOP / (PATH_END * alpha)
+    return scale if np.isfinite(scale * float(np.max(np.abs(y), initial=0.0))) else 1.0
 
 
 def homotopy_basis_pursuit(A: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, int, float]:
@@ -170,10 +180,7 @@ def homotopy_basis_pursuit(A: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, in
     from sklearn.linear_model import lars_path
 
     m, d = A.shape
-    start = float(np.max(np.abs(A.T @ y), initial=0.0)) / m  # α at λ_max, in scikit-learn's scaling
-    scale = LARS_STOP / (PATH_END * start) if start > 0 else 1.0
-    if not np.isfinite(scale * float(np.max(np.abs(y)))):  # only for data far from normalised: leave it as it is
-        scale = 1.0
+    scale = lars_scale(float(np.max(np.abs(A.T @ y), initial=0.0)) / m, y)  # α at λ_max, scikit-learn's units
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # LARS warns on early stops and near-collinear steps: the gap catches both
         alphas, _, coefs = lars_path(A, scale * y, method="lasso", alpha_min=0.0, max_iter=10 * max(m, d))
@@ -260,11 +267,8 @@ class Lasso(DirectSolver):
 
         # LassoLars ends its path at a knot within float32's ε of α = λ/m (absolute, `LARS_STOP`) without
         # interpolating to λ: on normalised data (λ/m ~ 1e-7 at m = 1000 with the default lam_ratio) that is a
-        # λ up to 2x too large, objectives 0.1-2% above the minimum. The path of (A, c·y) at c·λ is c times the
-        # path of (A, y) at λ: c puts the stop within `PATH_END` of λ (relative).
-        scale = max(1.0, LARS_STOP / (PATH_END * lam / m)) if lam > 0 else 1.0
-        if not np.isfinite(scale * float(np.max(np.abs(y), initial=0.0))):
-            scale = 1.0
+        # λ up to 2.5x too large, objectives 0.1-2% above the minimum (`lars_scale`); never scaled down
+        scale = max(1.0, lars_scale(lam / m, y))
         model = LassoLars(alpha=scale * lam / m, fit_intercept=False, max_iter=10 * d)
         model.fit(A, scale * y)
         return np.asarray(model.coef_, dtype=float) / scale, int(np.max(model.n_iter_))

@@ -75,14 +75,14 @@ def test_basis_pursuit_homotopy_is_followed_to_its_end_and_certified():
         m = int(rng.integers(10, d))
         problem = make_compressed_sensing(m=m, d=d, k_star=int(rng.integers(1, m)), seed=seed)
         (A, y), _ = normalised(problem.A, problem.y)
-        x, n_steps, gap = homotopy_basis_pursuit(A, y)
+        x, _, gap = homotopy_basis_pursuit(A, y)
         if gap <= CERTIFICATE_TOL:
             certified += 1
             np.testing.assert_allclose(x, linear_program_basis_pursuit(A, y)[0], atol=1e-8)
     assert certified >= 95
     large = make_compressed_sensing(m=200, d=1000, k_star=60, seed=2)  # uncertified before the scaling
     (A, y), _ = normalised(large.A, large.y)
-    x, _, gap = homotopy_basis_pursuit(A, y)
+    x, _, _ = homotopy_basis_pursuit(A, y)
     np.testing.assert_allclose(x, linear_program_basis_pursuit(A, y)[0], atol=1e-8)
 
 

@@ -162,8 +162,8 @@ def plan_cells(cfg: DictConfig) -> list[Cell]:
             cell_problem = {**problem, "m": m, "k_star": k}
             cell_solver = {**solver, "k": k} if needs_k else solver
             seeds = tuple(trial_seed(seed, d, m, k, t) for t in range(trials))
-            rid = run_id(cell_problem, identity(cell_solver), seed, experiment=str(cfg.experiment.name), trials=trials,
-                         cell=[round(float(delta), 10), round(float(rho), 10)])
+            rid = run_id(cell_problem, identity(cell_solver), seed, experiment=str(cfg.experiment.name),
+                         trials=trials, cell=[round(float(delta), 10), round(float(rho), 10)])
             cells.append(Cell(float(delta), float(rho), m, k, cell_problem, cell_solver, seeds, rid))
     return cells
 

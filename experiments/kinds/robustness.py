@@ -105,8 +105,8 @@ def plan_cells(cfg: DictConfig) -> list[Cell]:
             # seeds keyed by the cell's values (not its position): a grid that grows keeps its old cells
             seeds = tuple(trial_seed(seed, int(problem["d"]), int(round(snr * 1000)) % 2**31,
                                      int(round(rho * 1000)), t) for t in range(trials))
-            rid = run_id(cell_problem, {name: identity(config) for name, config in solvers.items()}, seed, experiment=str(experiment.name), trials=trials,
-                         max_subsets=int(experiment.max_subsets))
+            rid = run_id(cell_problem, {name: identity(config) for name, config in solvers.items()}, seed,
+                         experiment=str(experiment.name), trials=trials, max_subsets=int(experiment.max_subsets))
             cells.append(Cell(snr, rho, cell_problem, seeds, rid))
     return cells
 
