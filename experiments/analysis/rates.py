@@ -18,7 +18,7 @@ from typing import Sequence
 
 import numpy as np
 import pandas as pd
-import scipy.stats
+import scipy.special
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +127,9 @@ def confidence_interval(values: np.ndarray, confidence: float = 0.95, method: st
     if values.size < 2:
         return mean, np.nan, np.nan
     if method == "t":
-        half = scipy.stats.t.ppf(0.5 + confidence / 2, values.size - 1) * values.std(ddof=1) / np.sqrt(values.size)
+        # the t quantile by scipy.special (what scipy.stats.t.ppf calls): scipy.stats costs ~0.6 s to import
+        quantile = scipy.special.stdtrit(values.size - 1, 0.5 + confidence / 2)
+        half = quantile * values.std(ddof=1) / np.sqrt(values.size)
         return mean, mean - half, mean + half
     if method == "bootstrap":
         rng = np.random.default_rng(seed)

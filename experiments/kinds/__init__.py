@@ -8,6 +8,9 @@ name, so the dispatch can be read and followed: ``conf/experiment/<file>.yaml`` 
 exactly the runs of its sweep, labelled with the experiment (and part) they play in it, whether a job computed
 them or found them stored by another experiment. A job's rows may carry a ``part`` column (with ``experiment``
 set to the part's name, as `experiments.kinds.compare` does); otherwise every run plays ``experiment.name``.
+
+The kinds import `plots` (matplotlib, ~0.7 s) inside the functions that draw, not at the top: validating a
+sweep, refusing a bad config and a joblib worker then never pay for it.
 """
 
 from __future__ import annotations

@@ -23,8 +23,6 @@ from omegaconf import DictConfig
 
 from experiments.store.results import final_rows
 from experiments.execution.runner import build, resolved
-from plots.conditioning import conditioning_figure
-from plots.style import save
 from problems.conditioning import instance_constants
 
 log = logging.getLogger(__name__)
@@ -69,6 +67,9 @@ def achieved_constants(frame: pd.DataFrame, cfg: DictConfig) -> pd.DataFrame:
 
 def report(frame: pd.DataFrame, out_dir: Path, cfg: DictConfig) -> list[Path]:
     """Table (conditioning.csv, logged) and figure (conditioning.png/.pdf)."""
+    from plots.conditioning import conditioning_figure
+    from plots.style import save
+
     out_dir.mkdir(parents=True, exist_ok=True)
     table = to_tolerance(frame, float(cfg.experiment.success_tol)).merge(achieved_constants(frame, cfg), on="run_id")
     table.to_csv(out_dir / "conditioning.csv", index=False)

@@ -17,8 +17,6 @@ from experiments.store import manifest
 from experiments.store.results import ResultStore
 from experiments.execution.runner import RunSpec, execute, results_root
 from experiments.store.summary import format_table, summarise
-from plots.convergence import convergence_figure
-from plots.style import save
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +34,9 @@ def plan(cfg: DictConfig) -> pd.DataFrame:
 
 def report(frame: pd.DataFrame, out_dir: Path, cfg: DictConfig) -> list[Path]:
     """Summary table (logged and written as CSV) and the convergence figure (PNG + PDF)."""
+    from plots.convergence import convergence_figure
+    from plots.style import save
+
     table = summarise(frame, success_tol=float(cfg.experiment.success_tol))
     log.info("summary (success: final relative error <= %g)\n%s", cfg.experiment.success_tol, format_table(table))
     out_dir.mkdir(parents=True, exist_ok=True)

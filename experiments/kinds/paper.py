@@ -26,9 +26,6 @@ from threadpoolctl import threadpool_limits
 
 from experiments.store.results import ResultStore, final_rows
 from experiments.execution.runner import RunSpec, build, execute, resolved, results_root
-from plots.convergence import per_iteration
-from plots.paper import digit_mosaic, paper_curves_figure
-from plots.style import save
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +91,8 @@ def label_variants(frame: pd.DataFrame) -> pd.DataFrame:
 def summary_numbers(frame: pd.DataFrame, thresholds: tuple[float, ...] = (1.0, 0.5, 0.1)) -> pd.DataFrame:
     """Per (variant, method): final mean ± std distance and loss, and the first step at which the mean
     distance drops below each threshold (NaN if never)."""
+    from plots.convergence import per_iteration
+
     rows: list[dict[str, Any]] = []
     for (variant, solver), runs in frame.groupby(["variant", "solver"], sort=True):
         last = final_rows(runs)
@@ -113,6 +112,9 @@ def summary_numbers(frame: pd.DataFrame, thresholds: tuple[float, ...] = (1.0, 0
 def report(frame: pd.DataFrame, out_dir: Path, cfg: DictConfig) -> list[Path]:
     """Curves (PNG + PDF), the data behind them (parquet), the summary numbers (CSV, logged) and, for the
     digit prior, the image mosaic."""
+    from plots.paper import digit_mosaic, paper_curves_figure
+    from plots.style import save
+
     frame = label_variants(frame)
     out_dir.mkdir(parents=True, exist_ok=True)
     name = str(cfg.experiment.name)

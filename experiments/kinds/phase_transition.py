@@ -32,8 +32,6 @@ from experiments.execution.runner import resolved, results_root
 from experiments.store.summary import config_groups
 from experiments.analysis.selection import selection_table
 from experiments.analysis.transition_fit import transition_curves
-from plots.phase import phase_diagram_figure, selection_map_figure, transition_comparison_figure
-from plots.style import save
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +109,9 @@ def success_table(frame: pd.DataFrame, rule: Rule) -> pd.DataFrame:
 
 def report(frame: pd.DataFrame, out_dir: Path, cfg: DictConfig) -> list[Path]:
     """Per-cell success table and 50% curves (CSV, logged), the phase diagram(s) and the comparison figure."""
+    from plots.phase import phase_diagram_figure, selection_map_figure, transition_comparison_figure
+    from plots.style import save
+
     rule = Rule(str(cfg.experiment.success), float(cfg.experiment.success_tol))
     cells = success_table(frame, rule)
     curves = transition_curves(cells)

@@ -21,7 +21,6 @@ from omegaconf import DictConfig, OmegaConf
 
 from experiments.store.results import ResultStore, provenance, run_id
 from experiments.execution.runner import results_root
-from plots.style import save
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +78,8 @@ def run(cfg: DictConfig) -> pd.DataFrame:
 def report(frame: pd.DataFrame, out_dir: Path, cfg: DictConfig) -> list[Path]:
     """Summary table over seeds (CSV, logged as mean ± sd), metric-vs-sparsity and metric-vs-rounds figures for
     the model's headline metric and its NLL where it has one, per-layer error tables."""
+    from plots.style import save
+
     from pruning.figures import HEADLINE, layer_error_table, metric_vs_iterations, metric_vs_sparsity, seed_summary
 
     out_dir.mkdir(parents=True, exist_ok=True)

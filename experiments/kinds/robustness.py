@@ -42,8 +42,6 @@ from experiments.execution import interrupt
 from experiments.kinds.phase_grid import trial_seed
 from experiments.store.results import ResultStore, load, run_id, tidy_rows
 from experiments.execution.runner import build, identity, resolved, results_root
-from plots.robustness import heat_maps_figure, winner_map_figure
-from plots.style import save
 from problems import validation
 from solvers.base import REGISTRY, support_of
 
@@ -210,6 +208,9 @@ def winners(table: pd.DataFrame, tie_tol: float, budgeted: Sequence[str]) -> pd.
 
 def report(frame: pd.DataFrame, out_dir: Path, cfg: DictConfig) -> list[Path]:
     """Cell table and winner table (CSV, logged), heat maps per metric, winner map."""
+    from plots.robustness import heat_maps_figure, winner_map_figure
+    from plots.style import save
+
     table = cell_table(frame)
     budgeted = [name for name in sorted(frame["solver"].unique()) if name in REGISTRY and REGISTRY[name].needs_k]
     excluded = tuple(str(name) for name in cfg.experiment.get("not_competing", []))

@@ -27,8 +27,6 @@ from omegaconf import DictConfig, ListConfig
 from experiments.store.results import ResultStore, final_rows
 from experiments.execution.runner import RunSpec, execute, prepare, resolved, results_root
 from experiments.store.summary import config_groups, format_table, summarise
-from plots.scaling import scaling_figure
-from plots.style import save
 from problems import validation
 
 log = logging.getLogger(__name__)
@@ -146,6 +144,9 @@ def exponent_table(runs: pd.DataFrame) -> pd.DataFrame:
 
 def report(frame: pd.DataFrame, out_dir: Path, cfg: DictConfig) -> list[Path]:
     """Summary and exponent tables (logged, CSV) and the log-log scaling figure (PNG + PDF)."""
+    from plots.scaling import scaling_figure
+    from plots.style import save
+
     summary = summarise(frame, success_tol=float(cfg.experiment.success_tol))
     runs = timings(frame)
     table = exponent_table(runs)

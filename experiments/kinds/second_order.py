@@ -24,8 +24,6 @@ from omegaconf import DictConfig
 
 from experiments.kinds import convergence
 from experiments.store.summary import format_table
-from plots.second_order import comparison_metric, second_order_figure
-from plots.style import save
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +42,8 @@ def first_reach(rows: pd.DataFrame, metric: str, target: float) -> tuple[float, 
 def comparison_table(frame: pd.DataFrame, success_tol: float, target: float) -> pd.DataFrame:
     """One row per (problem, solver): runs, errors, success rate, iterations / time to ``target`` and the final
     value of the problem's metric (`plots.second_order.comparison_metric`), medians over seeds."""
+    from plots.second_order import comparison_metric
+
     records = []
     for problem, by_problem in frame.groupby("problem", sort=True):
         metric = comparison_metric(by_problem)
@@ -74,6 +74,9 @@ def comparison_table(frame: pd.DataFrame, success_tol: float, target: float) -> 
 
 def report(frame: pd.DataFrame, out_dir: Path, cfg: DictConfig) -> list[Path]:
     """``second_order.csv`` (logged) and the figure ``second_order.png/.pdf``."""
+    from plots.second_order import second_order_figure
+    from plots.style import save
+
     success_tol, target = float(cfg.experiment.success_tol), float(cfg.experiment.target)
     table = comparison_table(frame, success_tol, target)
     log.info("second-order comparison (success: final error or gap <= %g; target %g)\n%s", success_tol, target,

@@ -22,8 +22,6 @@ from omegaconf import DictConfig
 
 from experiments.analysis.rates import aggregate_rates, fit_rates
 from experiments.execution.runner import build, resolved
-from plots.style import save
-from plots.theory import theory_figure
 from problems.conditioning import instance_constants
 from solvers.base import REGISTRY
 from solvers.bounds import no_bound, theorem_bounds, theorem_label, theorem_order
@@ -104,6 +102,9 @@ def rate_table(frame: pd.DataFrame) -> pd.DataFrame:
 
 def rates_report(frame: pd.DataFrame, out_dir: Path, cfg: DictConfig) -> list[Path]:
     """Per problem, the bound-overlay and order figure; the rate table (CSV, logged)."""
+    from plots.style import save
+    from plots.theory import theory_figure
+
     out_dir.mkdir(parents=True, exist_ok=True)
     table = rate_table(frame)
     table.to_csv(out_dir / "rates.csv", index=False)
