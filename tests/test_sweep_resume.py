@@ -111,3 +111,19 @@ def test_submitit_time_limit_is_interrupted_then_recomputed(cli):
     assert "skipping" not in again.stdout
     final = load(cli.results)
     assert final["run_id"].nunique() == 2 and "interrupted" not in set(final["status"])
+
+
+def test_hydras_legality_check_is_skipped_only_behind_the_validating_callback():
+    """The sweeper leaves out Hydra's composition of every point (`validate_batch_is_legal`) only when the
+    `ValidateSweep` callback has composed and checked them before the sweep; with the callbacks overridden
+    away, Hydra's check stays."""
+    from omegaconf import OmegaConf
+
+    from hydra_plugins.obsbench_plugins.sweeper import VALIDATOR, validated_by_callback
+
+    shipped = OmegaConf.load(REPO / "conf" / "config.yaml")
+    assert validated_by_callback(shipped)
+    assert VALIDATOR in {str(c["_target_"]) for c in shipped.hydra.callbacks.values()}
+    assert not validated_by_callback(OmegaConf.create({"hydra": {"callbacks": {}}}))
+    assert not validated_by_callback(OmegaConf.create({"hydra": {"callbacks": {"report": {
+        "_target_": "experiments.app.callbacks.SweepReport"}}}}))
