@@ -16,7 +16,7 @@ from experiments.analysis.donoho_tanner import (l1_statistical_dimension, weak_t
 from experiments.kinds.phase_grid import Rule, grid_points, plan_cells, solve_cell, trial_seed
 from experiments.kinds.phase_transition import run
 from experiments.store.results import load
-from experiments.analysis.transition_fit import fit_transition
+from experiments.analysis.transition_fit import fit_transition, transition_curves
 
 TINY = ("experiment=phase_transition", "problem.d=30", "experiment.deltas=[0.5,0.9]", "experiment.rhos=3",
         "experiment.trials=3", "experiment.n_jobs=1", "experiment.progress=false")
@@ -78,11 +78,29 @@ def test_logistic_fit_recovers_a_known_transition():
 
 
 def test_logistic_fit_under_separation_and_without_transition():
-    rho, trials = np.linspace(0.05, 0.6, 12), np.full(12, 5)
-    separated = fit_transition(rho, np.r_[np.full(5, 5), np.zeros(7)], trials)
-    assert rho[4] < separated.rho50 < rho[5] and np.isfinite(separated.se)  # Firth keeps it finite
+    """Complete separation (all succeed up to one row, all fail from the next): the interval is the gap between
+    the two rows, not the penalised fit's ±1.96·se, which the penalty alone sets (±0.018 in a gap of 0.067 on
+    CoSaMP at n = 1000)."""
+    rho, trials = np.linspace(0.05, 0.6, 12), np.full(12, 20)
+    separated = fit_transition(rho, np.r_[np.full(5, 20), np.zeros(7)], trials)
+    assert (separated.low, separated.high) == (rho[4], rho[5]) and separated.rho50 == (rho[4] + rho[5]) / 2
+    assert np.isnan(separated.se) and np.isnan(separated.slope) and separated.note.startswith("separated")
+    # one partial row at the boundary: no separation, the logistic fit and its delta-method interval
+    partial = fit_transition(rho, np.r_[np.full(5, 20), 9, np.zeros(6)], trials)
+    assert np.isfinite(partial.se) and rho[4] < partial.rho50 < rho[6] and partial.note == ""
+    assert partial.low == pytest.approx(partial.rho50 - 1.959963984540054 * partial.se)
     assert np.isnan(fit_transition(rho, trials, trials).rho50)  # every trial succeeded
     assert np.isnan(fit_transition(rho, np.zeros(12), trials).rho50)
+
+
+def test_transition_table_reports_the_gap_of_a_separated_column():
+    cells = pd.DataFrame({"group": "g", "solver": "s", "delta": np.repeat([0.5, 0.9], 4),
+                          "delta_actual": np.repeat([0.5, 0.9], 4), "rho_actual": np.tile([0.1, 0.2, 0.3, 0.4], 2),
+                          "successes": [20, 20, 0, 0, 20, 19, 6, 0], "trials": 20})
+    table = transition_curves(cells).set_index("delta")
+    assert (table.loc[0.5, "low"], table.loc[0.5, "high"], table.loc[0.5, "rho50"]) == (0.2, 0.3, 0.25)
+    assert np.isnan(table.loc[0.5, "se"]) and table.loc[0.5, "note"].startswith("separated")
+    assert np.isfinite(table.loc[0.9, "se"]) and table.loc[0.9, "low"] < table.loc[0.9, "rho50"] < table.loc[0.9, "high"]
 
 
 # --- grid and known answers ------------------------------------------------------------------------------------
