@@ -48,8 +48,8 @@ def plot_phase_diagram(cells: pd.DataFrame, curve: pd.DataFrame, theory: pd.Data
         errors = [fitted["rho50"] - fitted["low"], fitted["high"] - fitted["rho50"]]
         ax.errorbar(fitted["delta_actual"], fitted["rho50"], yerr=errors, fmt="o-", color=EMPIRICAL_COLOR, ms=4.5,
                     lw=1.8, capsize=3, elinewidth=1.4, path_effects=_OUTLINE,
-                    label="empirical 50% success (logistic fit, 95% interval; where a column jumps from all\n"
-                          "successes to all failures between two rows, the interval is that gap)")
+                    label="empirical 50% success (logistic fit, 95% interval, or the gap between\n"
+                          "two rows where success jumps from 100% to 0%)")
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1)
     ax.set_xlabel(DELTA_LABEL)
@@ -125,8 +125,8 @@ def transition_comparison_figure(curves: pd.DataFrame, theory: pd.DataFrame, rul
         ax.set_xlabel(DELTA_LABEL)
         ax.set_ylabel(RHO_LABEL)
         ax.legend(loc="upper left", fontsize=8)
-        title = ("Empirical 50% success curves (logistic fit, 95% band; where a column jumps from all\n"
-                 "successes to all failures between two rows, the band is that gap)")
+        title = ("Empirical 50% success curves (logistic fit, 95% band, or the\n"
+                 "gap between two rows where success jumps from 100% to 0%)")
         ax.set_title(f"{title}\nsuccess: {rule}" if rule else title)
         fig.tight_layout()
     return fig
