@@ -20,7 +20,8 @@ on, the usual case once the transition is sharper than the grid (n = 1000 with 1
 and the penalised fit's slope and standard error come from the penalty alone (±0.018 where the gap was 0.067,
 measured on CoSaMP at n = 1000). The interval reported is then the gap itself: with n trials all succeeding at
 ρ_j, P(success) ≤ ½ there has probability ≤ 2⁻ⁿ, likewise at ρ_{j+1}, so under monotone success the gap holds
-ρ₅₀ with far more than 95% confidence (n ≥ 6); ρ₅₀ is its midpoint, the standard error and slope are NaN.
+ρ₅₀ with confidence ≥ 1 − 2·2⁻ⁿ (above 95% from n = 6 trials per cell); ρ₅₀ is its midpoint, the standard error
+and slope are NaN.
 """
 
 from __future__ import annotations
