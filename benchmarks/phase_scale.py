@@ -185,7 +185,7 @@ def _write(curves: list[pd.DataFrame], settings: Settings) -> None:
     if not table.empty:
         (settings.out / "phase_scale.md").write_text(transition_table(table))
         figure = transition_figure(table, settings.pick(FULL_GRID, SMOKE_GRID))
-        figure.savefig(settings.out / "phase_scale.png", dpi=150)
+        figure.savefig(settings.out / "phase_scale.png", dpi=150, bbox_inches="tight")
         import matplotlib.pyplot as plt
 
         plt.close(figure)

@@ -108,7 +108,7 @@ def transition_comparison_figure(curves: pd.DataFrame, theory: pd.DataFrame, rul
 
     styles = ("-", "--", "-.", ":")
     with style():
-        fig, ax = plt.subplots(figsize=(6.8, 5.0))
+        fig, ax = plt.subplots(figsize=(6.8, 5.0), layout="constrained")
         ax.plot(theory["delta"], theory["rho"], color="black", lw=2.0, ls="--", label=THEORY_LABEL)
         seen: dict[str, int] = {}
         for group, rows in curves.groupby("group", sort=True):
@@ -124,11 +124,11 @@ def transition_comparison_figure(curves: pd.DataFrame, theory: pd.DataFrame, rul
         ax.set_ylim(0, 1)
         ax.set_xlabel(DELTA_LABEL)
         ax.set_ylabel(RHO_LABEL)
-        ax.legend(loc="upper left", fontsize=8)
+        # below the axes, as the phase diagram's and the selection map's: inside, ten curves' legend hid some of them
+        fig.legend(loc="outside lower center", ncol=2, fontsize=8, frameon=False)
         title = ("Empirical 50% success curves (logistic fit, 95% band, or the\n"
                  "gap between two rows where success jumps from 100% to 0%)")
         ax.set_title(f"{title}\nsuccess: {rule}" if rule else title)
-        fig.tight_layout()
     return fig
 
 
