@@ -59,6 +59,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Callable, ClassVar, Sequence
 
 import numpy as np
@@ -67,7 +68,7 @@ from scipy.linalg import lapack
 from problems.base import Problem
 from problems.batched import ProblemBatch
 from solvers._kernels import (SPARSE_PRODUCT_DENSITY, cholesky_solve, least_squares_on_support, robust_norm,
-                              solve_lower_triangular)
+                              RowGramFactor, row_gram_factor, solve_lower_triangular)
 from solvers.base import IterativeSolver, Result, State, Trace, _finish, stall_message, stalled
 from solvers.hard_thresholding import HTP, IHT, MAX_BACKTRACKS, NIHT
 from solvers.iobs import TopkIOBS
@@ -203,13 +204,16 @@ class NumpyBackend:
         """T_k of every row (`solvers._kernels.hard_threshold`: the kept entries, +0.0 elsewhere)."""
         return np.where(self.topk_mask(V, k), V, 0.0)
 
-    def lstsq(self, A: np.ndarray, y: np.ndarray, mask: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    def lstsq(self, A: np.ndarray, y: np.ndarray, mask: np.ndarray, rows: np.ndarray,
+              row_grams: Sequence[Callable[[], RowGramFactor]] | None = None) -> np.ndarray:
         """argmin_{supp b ⊆ S_i} ‖A_i b − y_i‖² for the trials ``rows`` on the supports ``mask[rows]``:
         `solvers._kernels.least_squares_on_support` (semi-normal equations, ``gelsy`` when ill-conditioned) per
-        trial, (len(rows), d)."""
+        trial, (len(rows), d); ``row_grams[j]`` gives the factored AAᵀ of trial ``rows[j]``'s instance, as the
+        one-trial solver passes it."""
         out = np.empty((rows.size, A.shape[2]))
         for j, i in enumerate(rows):
-            out[j] = least_squares_on_support(A[i], y[i], np.flatnonzero(mask[i]))
+            out[j] = least_squares_on_support(A[i], y[i], np.flatnonzero(mask[i]),
+                                              None if row_grams is None else row_grams[j])
         return out
 
     def factors(self, factors: Sequence[tuple[np.ndarray, bool]]) -> np.ndarray:
@@ -298,9 +302,10 @@ class TorchBackend:
     def threshold(self, V: Any, k: Any) -> Any:
         return self.torch.where(self.topk_mask(V, k), V, 0.0)
 
-    def lstsq(self, A: Any, y: Any, mask: Any, rows: np.ndarray) -> Any:
+    def lstsq(self, A: Any, y: Any, mask: Any, rows: np.ndarray, row_grams: Any = None) -> Any:
         """The refits of `NumpyBackend.lstsq` by batched QR, trials grouped by support size (no padding): of A_S
-        when |S| ≤ m, of A_Sᵀ (the minimum-norm solution, as the one-trial kernel returns) otherwise."""
+        when |S| ≤ m, of A_Sᵀ (the minimum-norm solution, as the one-trial kernel returns) otherwise (a QR of
+        A_S needs no Gram matrix: ``row_grams`` is not used; the results agree with the numpy path to rounding)."""
         torch = self.torch
         trials = self.index(rows)
         sub = mask[trials]
@@ -537,6 +542,12 @@ class BatchedSolver:
         """sparse_product(A, x) − y of every trial: the residual of `solvers._kernels.gradient_at`."""
         return self.be.sparse_product(S["A"], x) - S["y"]
 
+    def row_grams(self, S: dict[str, Any], rows: np.ndarray) -> list[Callable[[], RowGramFactor]]:
+        """The factored AAᵀ of the instances of ``rows`` (`solvers._kernels.row_gram_factor`, computed on first
+        use and cached on the instance), as the one-trial refits take it."""
+        trials = self.be.host(S["trial"])[rows]
+        return [partial(row_gram_factor, self._problems[i]) for i in trials]
+
     def _advance(self, S: dict[str, Any], t: int) -> tuple[Step, Any]:
         """Iteration t's step and the residual of its iterate (the step's own, else `residual`)."""
         step = self.step(S, t)
@@ -609,7 +620,9 @@ class BatchedSolver:
         S = {"A": be.asarray(batch.A if whole else batch.A[alive]),
              "y": be.asarray(batch.y if whole else batch.y[alive]),
              "x": be.asarray(np.stack([state.x for state in states])),
-             "k": be.asarray(budgets.astype(np.int64))}
+             "k": be.asarray(budgets.astype(np.int64)),
+             "trial": be.asarray(alive)}  # each row's batch position: its instance's cached constants
+        self._problems = batch.problems
         self.init(S, states)
         if "r" not in S:
             S["r"] = self.residual(S, S["x"])
@@ -1029,7 +1042,8 @@ class BatchedCoSaMP(BatchedSolver):
     def step(self, S: dict[str, Any], t: int) -> Step:
         be, x = self.be, S["x"]
         merged = be.topk_mask(be.rmatvec(S["A"], S["r"]), 2 * S["k"]) | (x != 0)
-        fits = be.lstsq(S["A"], S["y"], merged, np.arange(x.shape[0]))
+        rows = np.arange(x.shape[0])
+        fits = be.lstsq(S["A"], S["y"], merged, rows, self.row_grams(S, rows))
         return Step(x=be.threshold(fits, S["k"]), step_size=np.full(x.shape[0], np.nan))
 
 
@@ -1050,7 +1064,7 @@ class BatchedSP(BatchedSolver):
         be, x, k, r = self.be, S["x"], S["k"], S["r"]
         b = x.shape[0]
         expanded = (x != 0) | be.topk_mask(be.rmatvec(S["A"], r), k)
-        pruned = be.topk_mask(be.lstsq(S["A"], S["y"], expanded, np.arange(b)), k)
+        pruned = be.topk_mask(be.lstsq(S["A"], S["y"], expanded, np.arange(b), self.row_grams(S, np.arange(b))), k)
         fitted = be.host(S["fitted"])
         same = fitted & be.host((pruned == S["support"]).all(1))
         x_new = be.copy(x)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import logging
+from functools import partial
 
 import numpy as np
 
 from problems.base import Problem
 from solvers._kernels import (cholesky_solve, gradient_at, hard_threshold, least_squares_on_support, max_column_norm,
-                              robust_norm, solve_lower_triangular, sparse_product, top_k_indices)
+                              robust_norm, row_gram_factor, solve_lower_triangular, sparse_product, top_k_indices)
 from solvers.base import IterativeSolver, State
 
 log = logging.getLogger(__name__)
@@ -37,7 +38,8 @@ class CoSaMP(IterativeSolver):
 
     Needs a least-squares problem (``A``, ``y``). Cost per iteration: one dense matrix-vector product (Aᵀr;
     Ax_t reads only the k columns of the support, `sparse_product`) and a least-squares solve on at most 3k
-    columns.
+    columns (by the Woodbury identity from the instance's factored AAᵀ, `row_gram_factor`, when Ω holds more
+    than m columns and leaves out fewer than m).
     """
 
     name = "cosamp"
@@ -47,7 +49,7 @@ class CoSaMP(IterativeSolver):
     def step(self, problem: Problem, state: State) -> State:
         proxy = -gradient_at(problem, state.x)
         merged = np.union1d(top_k_indices(proxy, 2 * self.k_), np.flatnonzero(state.x))
-        b = least_squares_on_support(problem.A, problem.y, merged)
+        b = least_squares_on_support(problem.A, problem.y, merged, partial(row_gram_factor, problem))
         return State(x=hard_threshold(b, self.k_))
 
 
@@ -79,7 +81,7 @@ class SubspacePursuit(IterativeSolver):
         A, y, x = problem.A, problem.y, state.x
         residual = sparse_product(A, x) - y
         expanded = np.union1d(np.flatnonzero(x), top_k_indices(-A.T @ residual, self.k_))
-        b = least_squares_on_support(A, y, expanded)
+        b = least_squares_on_support(A, y, expanded, partial(row_gram_factor, problem))
         pruned = np.sort(top_k_indices(b, self.k_))
         if np.array_equal(pruned, state.cache.get("support")):
             state.finished = "support unchanged (subspace pursuit halts)"
